@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= demo_out
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[train,edge,dev]"
+	$(PY) -m pip check
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m kerasdance.demo --out $(DEMO_DIR)
+
+test: $(VENV)/.installed
+	$(PY) -m ruff check kerasdance edge tools tests benchmarks
+	$(PY) -m pytest -q --timeout=600 tests
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check kerasdance edge tools tests benchmarks
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info

@@ -1,0 +1,66 @@
+"""Pinhole depth-camera model (pure numpy, shared with the edge runtime).
+
+Camera coordinates follow the Kinect v1 / MSR-Action3D convention: metres,
+x to the right of the image, **y up**, z = distance from the sensor. Pixel
+coordinates: u = column, v = row (row 0 at the top)::
+
+    u = cx + fx * x / z        v = cy - fy * y / z
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Intrinsics:
+    """Depth-camera intrinsics in pixels for a ``width x height`` depth map."""
+
+    fx: float = 285.63
+    fy: float = 285.63
+    cx: float = 160.0
+    cy: float = 120.0
+    width: int = 320
+    height: int = 240
+
+    def __post_init__(self):
+        if not (self.fx > 0 and self.fy > 0):
+            raise ValueError(f"Focal lengths must be positive. Received: fx={self.fx!r}, fy={self.fy!r}")
+        if not (self.width > 0 and self.height > 0):
+            raise ValueError(
+                f"Image size must be positive. Received: width={self.width!r}, height={self.height!r}"
+            )
+
+    def project(self, xyz_m: np.ndarray) -> np.ndarray:
+        """Camera metres ``(..., 3)`` -> ``(..., 3)`` of (u, v, z_m). NaN where z <= 0."""
+        xyz = np.asarray(xyz_m, dtype=np.float64)
+        z = np.where(xyz[..., 2] > 0, xyz[..., 2], np.nan)
+        u = self.cx + self.fx * xyz[..., 0] / z
+        v = self.cy - self.fy * xyz[..., 1] / z
+        return np.stack([u, v, z], axis=-1)
+
+    def unproject(self, uvz: np.ndarray) -> np.ndarray:
+        """``(..., 3)`` of (u, v, z_m) -> camera metres ``(..., 3)``; exact inverse of ``project``."""
+        uvz = np.asarray(uvz, dtype=np.float64)
+        z = uvz[..., 2]
+        x = (uvz[..., 0] - self.cx) * z / self.fx
+        y = (self.cy - uvz[..., 1]) * z / self.fy
+        return np.stack([x, y, z], axis=-1)
+
+    def scaled(self, width: int, height: int) -> "Intrinsics":
+        """The same camera seen at another resolution (e.g. 640x480 -> 320x240)."""
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, int(width), int(height))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Intrinsics":
+        return cls(**d)
+
+
+#: The Kinect v1 depth camera at 320x240 as used by MSR-Action3D.
+KINECT_V1 = Intrinsics()

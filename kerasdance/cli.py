@@ -1,0 +1,274 @@
+"""The ``kerasdance`` command line. Commands are thin: they call library functions.
+
+Library code raises ``KerasdanceError`` / ``ValueError`` / ``FileNotFoundError``; only this
+module turns them into one-line messages and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from kerasdance import __version__
+from kerasdance.errors import KerasdanceError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def friendly_errors(fn):
+    """Turn the library's expected errors into ``click.ClickException`` (one line, exit 1)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (KerasdanceError, ValueError, FileNotFoundError, FileExistsError) as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="kerasdance")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int):
+    """Depth-camera footage of dancers -> 3-D key-points and move labels.
+
+    \b
+    A typical session:
+      kerasdance synth --set msr20 --out data/msr20          # or use real MSR-Action3D files
+      kerasdance data inspect data/msr20
+      kerasdance train --data data/msr20 --out runs/a --labelled-fraction 0.2
+      kerasdance evaluate runs/a
+      kerasdance export runs/a --format int8 --out model.tflite
+      kerasdance-edge track --model model.tflite --source synthetic
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.option("--set", "set_name", type=click.Choice(["msr20", "dance11"]), default="msr20", show_default=True,
+              help="msr20: the 20 MSR-Action3D actions, 10 subjects; dance11: 11 ballet/contemporary moves.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write (MSR-Action3D layout: *_sdepth.bin, *_skeleton3D.txt, *_skeleton.txt).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, byte-identical files.")
+@click.option("--limit-per-class", type=int, default=None, help="Write at most this many sequences per class.")
+@click.option("--background/--no-background", default=False, show_default=True,
+              help="Add a floor and a back wall (MSR-Action3D has background 0).")
+@friendly_errors
+def synth(set_name, out, seed, limit_per_class, background):
+    """Generate a synthetic depth-dance set in the MSR-Action3D file formats."""
+    from kerasdance.data.synthetic import write_set
+
+    with click.progressbar(length=1, label=f"rendering {set_name}") as bar:
+        state = {"n": 0}
+
+        def progress(i, n):
+            if bar.length != n:
+                bar.length = n
+            bar.update(i + 1 - state["n"])
+            state["n"] = i + 1
+
+        n = write_set(set_name, out, seed=seed, limit_per_class=limit_per_class, background=background,
+                      progress=progress)
+    click.echo(f"wrote {n} sequences to {out}")
+
+
+@cli.group(context_settings=CONTEXT)
+def data():
+    """Inspect, convert and preview datasets."""
+
+
+@data.command("inspect", context_settings=CONTEXT)
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary.")
+@friendly_errors
+def data_inspect(directory, json_out):
+    """Validate a dataset (MSR-Action3D layout or generic layout) and print a summary."""
+    from kerasdance.data.dataset import Dataset, format_inspect, inspect
+
+    summary = inspect(Dataset.open(directory))
+    click.echo(format_inspect(summary))
+    if json_out:
+        json_out.write_text(json.dumps(summary, indent=2, default=str))
+
+
+@data.command("convert", context_settings=CONTEXT)
+@click.argument("msr_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@friendly_errors
+def data_convert(msr_dir, out_dir):
+    """Convert an MSR-Action3D-layout folder to the generic layout (.npz + dataset.json)."""
+    from kerasdance.data.dataset import convert_msr_to_generic
+
+    click.echo(f"wrote {convert_msr_to_generic(msr_dir, out_dir)}")
+
+
+@data.command("preview", context_settings=CONTEXT)
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("preview.png"),
+              show_default=True)
+@click.option("--sequence", "name", default=None, help="Sequence name (default: the first one).")
+@click.option("--frames", type=int, default=6, show_default=True)
+@friendly_errors
+def data_preview(directory, out, name, frames):
+    """Write a PNG strip of depth frames with the projected skeleton."""
+    from kerasdance.data.dataset import Dataset
+    from kerasdance.report import preview_png
+
+    ds = Dataset.open(directory)
+    refs = [r for r in ds.refs if name in (None, r.name)]
+    if not refs:
+        raise click.ClickException(f"no sequence named {name!r} in {directory}")
+    click.echo(f"wrote {preview_png(ds.load(refs[0]), out, frames)}")
+
+
+# --- model --------------------------------------------------------------------------------------------------
+@cli.group(context_settings=CONTEXT)
+def model():
+    """Look at the model."""
+
+
+@model.command("summary", context_settings=CONTEXT)
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A config JSON (or a run's config.json).")
+@click.option("--input", "input_mode", type=click.Choice(["depth", "skeleton"]), default=None)
+@click.option("--classes", type=int, default=None, help="Number of classes (default from the config: 20).")
+@friendly_errors
+def model_summary(config_file, input_mode, classes):
+    """Print the layers, parameter count and FLOPs of the LSTM-CNN."""
+    from kerasdance.config import RunConfig
+    from kerasdance.models.lstm_cnn import build_lstm_cnn, count_flops
+
+    cfg = RunConfig.load(config_file) if config_file else RunConfig()
+    over = {k: v for k, v in {"input_mode": input_mode, "num_classes": classes}.items() if v is not None}
+    cfg = cfg.replace(model=over)
+    m = build_lstm_cnn(cfg.model, cfg.data)
+    m.summary(print_fn=click.echo, line_length=100)
+    click.echo(f"parameters: {m.count_params():,}")
+    click.echo(f"FLOPs per window (T={cfg.data.frames}): {count_flops(m) / 1e6:.1f} M")
+
+
+# --- training -----------------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="An MSR-Action3D-layout folder or a generic-layout folder (dataset.json).")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder: config, checkpoints, model.keras, train_log.csv, metrics.json.")
+@click.option("--input", "input_mode", type=click.Choice(["depth", "skeleton"]), default=None,
+              help="depth windows (key-points + action) or skeleton joints (action only). [default: depth]")
+@click.option("--protocol", type=click.Choice(["cross-subject", "as1", "as2", "as3"]), default=None,
+              help="Train/test split: cross-subject (1,3,5,7,9 vs 2,4,6,8,10) or an 8-action subset.")
+@click.option("--labelled-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Share of training sequences that keep labels and key-points (stratified, seeded). [1.0]")
+@click.option("--keypoints-for-all", is_flag=True, default=None,
+              help="Hide only action labels; key-point targets stay on every sequence (camera tracker).")
+@click.option("--self-training/--no-self-training", default=None,
+              help="Pseudo-label the unlabelled sequences with an EMA teacher. [on]")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="[60]")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="[16]")
+@click.option("--seed", type=int, default=None, help="Seeds data order, augmentation, init, dropout. [0]")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=None,
+              help="Hold out this share of training sequences to pick the best epoch. [0: keep the last]")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default=None,
+              help="tf.distribute strategy; multiworker reads TF_CONFIG. [default]")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON with data/model/train sections; flags override it.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Preprocessing cache. [~/.cache/kerasdance]")
+@friendly_errors
+def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_for_all, self_training, epochs,
+          batch_size, seed, val_fraction, strategy, config_file, resume, cache_dir):
+    """Train the LSTM-CNN with the custom loop (Dice-CE 3:1, OHEM, self-training)."""
+    from kerasdance.config import RunConfig
+    from kerasdance.evaluate import format_report
+    from kerasdance.training.trainer import train as run_training
+
+    cfg = RunConfig.load(config_file) if config_file else RunConfig()
+    t = {"protocol": protocol, "labelled_fraction": labelled_fraction, "keypoints_for_all": keypoints_for_all,
+         "self_training": self_training, "epochs": epochs, "batch_size": batch_size, "seed": seed,
+         "validation_fraction": val_fraction, "strategy": strategy}
+    cfg = cfg.replace(train={k: v for k, v in t.items() if v is not None},
+                      model={"input_mode": input_mode} if input_mode else {})
+    metrics = run_training(data_dir, run_dir, cfg, resume=resume, cache_dir=cache_dir or default_cache_dir())
+    names = json.loads((run_dir / "classes.json").read_text())
+    click.echo(format_report(metrics, names))
+    click.echo(f"run saved in {run_dir}")
+
+
+def default_cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("KERASDANCE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kerasdance")
+    return Path(base)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Dataset folder (default: the one the run was trained on).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write metrics as JSON.")
+@click.option("--confusion-png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the confusion matrix as a PNG [RUN_DIR/confusion.png].")
+@friendly_errors
+def evaluate(run_dir, data_dir, json_out, confusion_png):
+    """Evaluate a run on its protocol's test split: accuracy, per-class P/R/F1, MPJPE, mAP@10cm."""
+    from kerasdance.evaluate import confusion_png as write_png
+    from kerasdance.evaluate import evaluate_run, format_report
+
+    metrics, names = evaluate_run(run_dir, data_dir, default_cache_dir())
+    click.echo(format_report(metrics, names))
+    write_png(metrics["confusion"], names, confusion_png or run_dir / "confusion.png")
+    (run_dir / "confusion.txt").write_text(format_report(metrics, names) + "\n")
+    if json_out:
+        json_out.write_text(json.dumps(metrics, indent=2))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--joints-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write per-frame predicted joints (camera metres) as JSON.")
+@click.option("--render", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write an animated GIF of the depth frames with true (green) and predicted (red) skeletons.")
+@friendly_errors
+def predict(run_dir, file, joints_out, render):
+    """Predict the action of one recording (.bin / skeleton .txt / .npz) and its per-frame joints."""
+    from kerasdance.predict import load_recording, predict_sequence
+
+    seq = load_recording(file)
+    res = predict_sequence(run_dir, seq)
+    click.echo(f"{res['class_name']}  (confidence {res['confidence'] * 100:.1f}%)")
+    if joints_out and res["joints_m"] is not None:
+        from kerasdance.skeleton import JOINT_NAMES
+
+        joints_out.write_text(json.dumps({"frame_index": res["frame_index"].tolist(), "joint_names": JOINT_NAMES,
+                                          "joints_m": res["joints_m"].round(4).tolist(),
+                                          "action": res["class_name"], "confidence": res["confidence"]}))
+        click.echo(f"wrote {joints_out}")
+    if render:
+        from kerasdance.report import animation_gif
+
+        import numpy as np
+
+        full = None
+        if res["joints_m"] is not None:  # hold each predicted frame until the next resampled one
+            pos = np.searchsorted(res["frame_index"], np.arange(seq.num_frames), side="right") - 1
+            full = res["joints_m"][np.clip(pos, 0, len(res["joints_m"]) - 1)]
+        click.echo(f"wrote {animation_gif(seq, render, full)}")
+
+
+def main():
+    cli(prog_name="kerasdance")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Typed, frozen configuration. One JSON file round-trips to these dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from kerasdance.skeleton import NUM_JOINTS
+
+INPUT_MODES = ("depth", "skeleton")
+PROTOCOLS = ("cross-subject", "as1", "as2", "as3")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+class _Serialisable:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} keys: {sorted(unknown)}. Valid keys: {sorted(names)}")
+        return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_Serialisable):
+    """How sequences become model inputs (shared by training and the edge runtime).
+
+    Attributes:
+        frames: T, frames per window after temporal resampling.
+        crop_size: S, side of the square person crop in pixels.
+        box_m: metric side of the crop box at the body's depth (scale-invariant crop).
+        depth_band_mm: pixels farther than this from the body's median depth are background.
+        depth_scale_mm: normalised depth = (depth - body depth) / depth_scale_mm.
+        motion_channel: add a second channel, the frame-to-frame difference of normalised depth.
+        velocity_features: skeleton mode: append joint velocities to positions.
+        min_depth_mm / max_depth_mm: valid sensor range; other readings are treated as holes.
+    """
+
+    frames: int = 32
+    crop_size: int = 64
+    box_m: float = 2.4
+    depth_band_mm: float = 700.0
+    depth_scale_mm: float = 1000.0
+    motion_channel: bool = True
+    velocity_features: bool = True
+    min_depth_mm: float = 400.0
+    max_depth_mm: float = 8000.0
+
+    def __post_init__(self):
+        _check(self.frames >= 2, f"frames must be >= 2. Received: frames={self.frames!r}")
+        _check(self.crop_size >= 8, f"crop_size must be >= 8. Received: crop_size={self.crop_size!r}")
+        _check(self.box_m > 0, f"box_m must be positive. Received: box_m={self.box_m!r}")
+        _check(self.depth_band_mm > 0, f"depth_band_mm must be positive. Received: {self.depth_band_mm!r}")
+        _check(self.depth_scale_mm > 0, f"depth_scale_mm must be positive. Received: {self.depth_scale_mm!r}")
+        _check(
+            0 <= self.min_depth_mm < self.max_depth_mm,
+            f"Need 0 <= min_depth_mm < max_depth_mm. Received: {self.min_depth_mm!r}, {self.max_depth_mm!r}",
+        )
+
+    @property
+    def channels(self) -> int:
+        return 2 if self.motion_channel else 1
+
+    @property
+    def skeleton_features(self) -> int:
+        return NUM_JOINTS * 3 * (2 if self.velocity_features else 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Serialisable):
+    """The LSTM-CNN's shape. ``num_classes`` and ``input_mode`` are filled from the data."""
+
+    input_mode: str = "depth"
+    num_classes: int = 20
+    num_joints: int = NUM_JOINTS
+    stem_filters: tuple[int, ...] = (12, 24, 48, 48)
+    lstm_units: int = 128
+    conv_filters: tuple[int, int, int] = (128, 128, 128)
+    conv_kernel: int = 3
+    dropout: float = 0.3
+    unroll: bool = False
+
+    def __post_init__(self):
+        _check(self.input_mode in INPUT_MODES, f"input_mode must be one of {INPUT_MODES}. Received: {self.input_mode!r}")
+        _check(self.num_classes >= 2, f"num_classes must be >= 2. Received: {self.num_classes!r}")
+        _check(self.lstm_units > 0, f"lstm_units must be positive. Received: {self.lstm_units!r}")
+        _check(len(self.conv_filters) == 3, f"The method uses three conv layers. Received: {self.conv_filters!r}")
+        _check(0 <= self.dropout < 1, f"dropout must be in [0, 1). Received: {self.dropout!r}")
+        # JSON gives lists; keep tuples so the frozen config stays hashable.
+        object.__setattr__(self, "stem_filters", tuple(self.stem_filters))
+        object.__setattr__(self, "conv_filters", tuple(self.conv_filters))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_Serialisable):
+    """The custom loop's knobs (method defaults: Dice:CE = 3:1, OHEM, self-training)."""
+
+    epochs: int = 60
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 3
+    clip_norm: float = 5.0
+    seed: int = 0
+    protocol: str = "cross-subject"
+    labelled_fraction: float = 1.0
+    keypoints_for_all: bool = False
+    dice_weight: float = 3.0
+    ce_weight: float = 1.0
+    keypoint_weight: float = 1.0
+    label_smoothing: float = 0.05
+    ohem_fraction: float = 0.7
+    ohem_min_count: int = 4
+    self_training: bool = True
+    pseudo_threshold: float = 0.9
+    ema_decay: float = 0.99
+    unlabelled_weight: float = 1.0
+    unlabelled_rampup_epochs: int = 10
+    augment: bool = True
+    validation_fraction: float = 0.0
+    early_stopping_patience: int = 0
+    strategy: str = "default"
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, f"epochs must be >= 1. Received: epochs={self.epochs!r}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1. Received: {self.batch_size!r}")
+        _check(self.learning_rate > 0, f"learning_rate must be positive. Received: {self.learning_rate!r}")
+        _check(self.protocol in PROTOCOLS, f"protocol must be one of {PROTOCOLS}. Received: {self.protocol!r}")
+        _check(
+            0 < self.labelled_fraction <= 1,
+            f"labelled_fraction must be in (0, 1]. Received: labelled_fraction={self.labelled_fraction!r}",
+        )
+        _check(0 < self.ohem_fraction <= 1, f"ohem_fraction must be in (0, 1]. Received: {self.ohem_fraction!r}")
+        _check(0 < self.pseudo_threshold < 1, f"pseudo_threshold must be in (0, 1). Received: {self.pseudo_threshold!r}")
+        _check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1). Received: {self.ema_decay!r}")
+        _check(
+            self.strategy in ("default", "mirrored", "multiworker"),
+            f"strategy must be default, mirrored or multiworker. Received: {self.strategy!r}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(_Serialisable):
+    """Everything a run needs, written to ``RUN_DIR/config.json``."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        unknown = set(d) - {"data", "model", "train"}
+        if unknown:
+            raise ValueError(f"Unknown config sections: {sorted(unknown)}. Valid: data, model, train")
+        return cls(
+            data=DataConfig.from_dict(d.get("data", {})),
+            model=ModelConfig.from_dict(d.get("model", {})),
+            train=TrainConfig.from_dict(d.get("train", {})),
+        )
+
+    def replace(self, **sections: dict[str, Any]) -> "RunConfig":
+        """Copy with some fields of some sections replaced: ``cfg.replace(train={"epochs": 3})``."""
+        out = {}
+        for name in ("data", "model", "train"):
+            part = getattr(self, name)
+            out[name] = dataclasses.replace(part, **sections.get(name, {}))
+        return RunConfig(**out)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a JSON object with data/model/train sections")
+        return cls.from_dict(d)

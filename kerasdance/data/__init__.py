@@ -1,0 +1,1 @@
+"""Data layer: MSR-Action3D and generic readers, synthetic dancers, preprocessing, pipelines."""

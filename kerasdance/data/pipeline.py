@@ -1,0 +1,369 @@
+"""From a dataset folder to training batches: preprocessing cache, label hiding, augmentation.
+
+* ``prepare`` turns every sequence into person crops at its native frame rate (float16),
+  normalised joint targets and masks, cached in a versioned ``.npz`` so a second run does
+  not recompute.
+* ``hide_labels`` removes labels *and* key-points of the unlabelled sequences before
+  anything reaches the training loop (the strict semi-supervised setting).
+* ``WindowSampler`` draws seeded, augmented windows of ``frames`` frames; ``make_tf_dataset``
+  wraps it as a ``tf.data.Dataset`` yielding ``(depth window, joints, joint mask, label,
+  labelled flag)``.
+
+Everything but ``make_tf_dataset`` is pure numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from kerasdance.config import DataConfig
+from kerasdance.data import preprocess as pp
+from kerasdance.skeleton import NUM_JOINTS
+
+log = logging.getLogger("kerasdance.data")
+
+CACHE_VERSION = 1
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Preprocessed sequences, ragged along time (``offsets`` index into the frame arrays).
+
+    Attributes:
+        names, labels (-1 = unlabelled), subjects: per sequence.
+        offsets: ``(n + 1,)`` frame offsets; sequence i owns frames ``offsets[i]:offsets[i+1]``.
+        crops: ``(total_frames, S, S)`` float16 normalised depth (empty in skeleton mode).
+        joints_norm: ``(total_frames, 20, 3)`` float32 targets in crop coordinates.
+        joint_mask: ``(total_frames, 20)`` float32.
+        joints_m: ``(total_frames, 20, 3)`` float32 camera metres (NaN = missing).
+        crop_params: ``(n, 5)`` the ``Crop`` of each sequence.
+        intrinsics: ``(n, 6)`` fx, fy, cx, cy, width, height of each sequence.
+    """
+
+    names: list[str]
+    labels: np.ndarray
+    subjects: np.ndarray
+    offsets: np.ndarray
+    crops: np.ndarray
+    joints_norm: np.ndarray
+    joint_mask: np.ndarray
+    joints_m: np.ndarray
+    crop_params: np.ndarray
+    intrinsics: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def frames_of(self, i: int) -> slice:
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    def subset(self, idx) -> "Prepared":
+        """The sequences ``idx`` (in that order), frames copied."""
+        idx = np.asarray(idx, dtype=np.int64)
+        spans = [np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx]
+        frames = np.concatenate(spans) if spans else np.zeros(0, np.int64)
+        lengths = np.array([len(s) for s in spans], np.int64)
+        return Prepared(
+            names=[self.names[i] for i in idx],
+            labels=self.labels[idx].copy(),
+            subjects=self.subjects[idx].copy(),
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            crops=self.crops[frames] if self.crops.size else self.crops,
+            joints_norm=self.joints_norm[frames],
+            joint_mask=self.joint_mask[frames],
+            joints_m=self.joints_m[frames],
+            crop_params=self.crop_params[idx],
+            intrinsics=self.intrinsics[idx],
+        )
+
+
+def _cache_key(dataset, refs, cfg: DataConfig, with_depth: bool) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": CACHE_VERSION, "cfg": cfg.to_dict(), "depth": with_depth}, sort_keys=True).encode())
+    for ref in refs:
+        h.update(ref.name.encode())
+        for p in sorted(str(p) for p in ref.paths.values()):
+            st = os.stat(p)
+            h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None, with_depth: bool = True,
+            progress=None) -> Prepared:
+    """Preprocess ``refs`` of ``dataset`` (a ``kerasdance.data.dataset.Dataset``), with a cache.
+
+    Sequences without a usable person (every depth frame empty) are skipped with a warning
+    naming them.
+
+    Args:
+        dataset: the opened dataset.
+        refs: the ``SequenceRef`` objects to prepare.
+        cfg: preprocessing configuration.
+        cache_dir: folder for the versioned cache file; no caching when None.
+        with_depth: False for skeleton-only work (no crops are computed).
+        progress: optional callable ``(done, total)``.
+    """
+    refs = list(refs)
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"prepared-{_cache_key(dataset, refs, cfg, with_depth)}.npz"
+        if cache.exists():
+            with np.load(cache, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+            log.info("loaded preprocessed cache %s", cache)
+            return Prepared(names=[str(n) for n in d.pop("names")], **d)
+    S = cfg.crop_size
+    names, labels, subjects, lengths = [], [], [], []
+    crops, jn, jmask, jm, cparams, intr = [], [], [], [], [], []
+    for i, ref in enumerate(refs):
+        if progress:
+            progress(i, len(refs))
+        seq = dataset.load(ref)
+        try:
+            if with_depth:
+                if seq.depth_mm is None:
+                    raise ValueError("it has no depth file")
+                keep = np.flatnonzero(seq.depth_valid)
+                if keep.size == 0:
+                    raise ValueError("every depth frame is empty")
+                crop = pp.find_crop(seq.depth_mm[keep], seq.intrinsics, cfg)
+                crops.append(pp.crop_frames(seq.depth_mm[keep], crop, cfg).astype(np.float16))
+            else:
+                if seq.joints_m is None:
+                    raise ValueError("it has no skeleton file")
+                keep = np.arange(len(seq.joints_m))
+                crop = pp.Crop(seq.intrinsics.cx, seq.intrinsics.cy, 1.0, 0.0, 1.0)
+        except ValueError as e:
+            log.warning("skipping %s: %s", ref.name, e)
+            continue
+        if seq.joints_m is not None:
+            joints = np.asarray(seq.joints_m, np.float32)[np.minimum(keep, len(seq.joints_m) - 1)]
+        else:
+            joints = np.full((keep.size, NUM_JOINTS, 3), np.nan, np.float32)
+        norm, mask = pp.joint_targets(joints, crop, seq.intrinsics, cfg, keep.size)
+        if not with_depth:
+            mask[:] = 0.0
+        names.append(ref.name)
+        labels.append(-1 if ref.label is None else int(ref.label))
+        subjects.append(-1 if ref.subject is None else int(ref.subject))
+        lengths.append(keep.size)
+        jn.append(norm)
+        jmask.append(mask)
+        jm.append(joints)
+        cparams.append(crop.to_array())
+        it = seq.intrinsics
+        intr.append([it.fx, it.fy, it.cx, it.cy, it.width, it.height])
+    if not names:
+        raise ValueError("no usable sequence: every one was skipped (see the warnings above)")
+    out = Prepared(
+        names=names,
+        labels=np.asarray(labels, np.int64),
+        subjects=np.asarray(subjects, np.int64),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        crops=np.concatenate(crops) if crops else np.zeros((0, S, S), np.float16),
+        joints_norm=np.concatenate(jn),
+        joint_mask=np.concatenate(jmask),
+        joints_m=np.concatenate(jm),
+        crop_params=np.asarray(cparams, np.float64),
+        intrinsics=np.asarray(intr, np.float64),
+    )
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, **{k: v for k, v in dataclasses.asdict(out).items()})
+        os.replace(tmp, cache)
+    return out
+
+
+def hide_labels(data: Prepared, labelled: np.ndarray, keypoints_for_all: bool = False) -> Prepared:
+    """Copy of ``data`` where unlabelled sequences have label -1 and no key-point targets.
+
+    With ``keypoints_for_all`` the key-point targets stay (a depth camera's own tracker gives
+    them for free); action labels are hidden either way.
+    """
+    labelled = np.asarray(labelled, bool)
+    out = dataclasses.replace(data, labels=np.where(labelled, data.labels, -1), joint_mask=data.joint_mask.copy(),
+                              joints_norm=data.joints_norm.copy(), joints_m=data.joints_m.copy())
+    if not keypoints_for_all:
+        for i in np.flatnonzero(~labelled):
+            s = data.frames_of(i)
+            out.joint_mask[s] = 0.0
+            out.joints_norm[s] = 0.0
+            out.joints_m[s] = np.nan
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """Augmentation strengths (normalised crop units and radians)."""
+
+    rotation_rad: float = 0.12
+    scale: float = 0.10
+    shift: float = 0.08
+    depth_noise: float = 0.01
+    temporal_crop: float = 0.85  # keep at least this share of the sequence
+    cutout: int = 0  # number of erased boxes per window
+
+    @classmethod
+    def weak(cls) -> "Augment":
+        return cls(rotation_rad=0.05, scale=0.05, shift=0.03, depth_noise=0.005, temporal_crop=0.95)
+
+    @classmethod
+    def strong(cls) -> "Augment":
+        return cls(rotation_rad=0.2, scale=0.15, shift=0.12, depth_noise=0.02, temporal_crop=0.8, cutout=2)
+
+
+def affine_crops(crops: np.ndarray, rot: float, scale: float, shift: np.ndarray) -> np.ndarray:
+    """Resample ``(frames, S, S)`` crops: output pixel (a, b) reads input ``scale * R(rot) (a, b) + shift``."""
+    S = crops.shape[-1]
+    t = (np.arange(S) + 0.5) / S * 2.0 - 1.0
+    a, b = np.meshgrid(t, t)
+    c, s = np.cos(rot), np.sin(rot)
+    sa = scale * (c * a - s * b) + shift[0]
+    sb = scale * (s * a + c * b) + shift[1]
+    ui = np.floor((sa + 1.0) / 2.0 * S).astype(np.int64)
+    vi = np.floor((sb + 1.0) / 2.0 * S).astype(np.int64)
+    inside = (ui >= 0) & (ui < S) & (vi >= 0) & (vi < S)
+    flat = (np.clip(vi, 0, S - 1) * S + np.clip(ui, 0, S - 1)).ravel()
+    out = crops.reshape(len(crops), -1)[:, flat].reshape(crops.shape)
+    return np.where(inside[None], out, pp.BACKGROUND)
+
+
+def affine_joints(joints: np.ndarray, rot: float, scale: float, shift: np.ndarray) -> np.ndarray:
+    """Where input joints land in the output of ``affine_crops`` (its exact inverse map)."""
+    c, s = np.cos(rot), np.sin(rot)
+    da, db = joints[..., 0] - shift[0], joints[..., 1] - shift[1]
+    a = (c * da + s * db) / scale
+    b = (-s * da + c * db) / scale
+    return np.stack([a, b, joints[..., 2]], axis=-1)
+
+
+class WindowSampler:
+    """Seeded source of (augmented) training windows from ``Prepared`` sequences.
+
+    The sampler is a pure function of ``(seed, epoch)``: resuming a run at an epoch boundary
+    draws exactly the same windows as the uninterrupted run.
+    """
+
+    def __init__(self, data: Prepared, cfg: DataConfig, input_mode: str = "depth", seed: int = 0,
+                 augment: Augment | None = Augment()):
+        self.data, self.cfg, self.input_mode, self.seed, self.augment = data, cfg, input_mode, seed, augment
+
+    def window(self, i: int, rng: np.random.Generator | None, aug: Augment | None):
+        """One window of sequence ``i``: (x, joints, mask, affine) with ``affine = (rot, scale, sa, sb)``."""
+        cfg, d = self.cfg, self.data
+        span = d.frames_of(i)
+        n = span.stop - span.start
+        start, stop = 0.0, 1.0
+        if aug is not None and rng is not None and aug.temporal_crop < 1.0:
+            keep = rng.uniform(aug.temporal_crop, 1.0)
+            start = rng.uniform(0.0, 1.0 - keep)
+            stop = start + keep
+        idx = span.start + pp.resample_indices(n, cfg.frames, start, stop)
+        joints, mask = d.joints_norm[idx], d.joint_mask[idx]
+        affine = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
+        if self.input_mode == "skeleton":
+            jm = d.joints_m[idx]
+            if aug is not None and rng is not None:
+                jm = _rotate_y(jm, rng.uniform(-2 * aug.rotation_rad, 2 * aug.rotation_rad)) * rng.uniform(
+                    1 - aug.scale, 1 + aug.scale)
+            return pp.skeleton_features(jm, cfg), joints, mask, affine
+        x = d.crops[idx].astype(np.float32)
+        if aug is not None and rng is not None:
+            rot = rng.uniform(-aug.rotation_rad, aug.rotation_rad)
+            scale = rng.uniform(1 - aug.scale, 1 + aug.scale)
+            shift = rng.uniform(-aug.shift, aug.shift, size=2)
+            x = affine_crops(x, rot, scale, shift)
+            joints = affine_joints(joints, rot, scale, shift).astype(np.float32)
+            affine = np.array([rot, scale, shift[0], shift[1]], np.float32)
+            fg = x < pp.BACKGROUND
+            x = np.where(fg, x + rng.normal(0, aug.depth_noise, x.shape), x).astype(np.float32)
+            S = cfg.crop_size
+            for _ in range(aug.cutout):
+                h, w = rng.integers(S // 8, S // 3, size=2)
+                r, c = rng.integers(0, S - h), rng.integers(0, S - w)
+                x[:, r : r + h, c : c + w] = pp.BACKGROUND
+        return pp.add_motion(x, cfg), joints, mask, affine
+
+    def epoch(self, epoch: int, batch_size: int, shuffle: bool = True, strong: Augment | None = None
+              ) -> Iterator[dict[str, np.ndarray]]:
+        """Batches of one epoch. With ``strong``, each example also carries a strongly
+        augmented view (``x_strong``, ``affine_strong``) for self-training."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
+        n = len(self.data)
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for b0 in range(0, n, batch_size):
+            idx = order[b0 : b0 + batch_size]
+            yield self.batch(idx, rng if self.augment else None, strong)
+
+    def batch(self, idx, rng=None, strong: Augment | None = None) -> dict[str, np.ndarray]:
+        views = [self.window(i, rng, self.augment if rng is not None else None) for i in idx]
+        out = {
+            "x": np.stack([v[0] for v in views]),
+            "joints": np.stack([v[1] for v in views]),
+            "mask": np.stack([v[2] for v in views]),
+            "label": self.data.labels[idx].astype(np.int32),
+            "index": np.asarray(idx, np.int32),
+        }
+        out["labelled"] = (out["label"] >= 0).astype(np.float32)
+        if strong is not None and rng is not None:
+            # The strong view starts from the weak view's frames: same temporal crop.
+            sv = [self._strong(v, rng, strong) for v in views]
+            out["x_strong"] = np.stack([s[0] for s in sv])
+            out["affine_strong"] = np.stack([s[1] for s in sv])
+        return out
+
+    def _strong(self, view, rng, aug: Augment):
+        x = view[0][..., 0].copy() if self.input_mode == "depth" else view[0]
+        if self.input_mode == "skeleton":
+            return x + rng.normal(0, 0.01, x.shape).astype(np.float32), np.array([0, 1, 0, 0], np.float32)
+        rot = rng.uniform(-aug.rotation_rad, aug.rotation_rad)
+        scale = rng.uniform(1 - aug.scale, 1 + aug.scale)
+        shift = rng.uniform(-aug.shift, aug.shift, size=2)
+        x = affine_crops(x, rot, scale, shift)
+        fg = x < pp.BACKGROUND
+        x = np.where(fg, x + rng.normal(0, aug.depth_noise, x.shape), x).astype(np.float32)
+        S = self.cfg.crop_size
+        for _ in range(aug.cutout):
+            h, w = rng.integers(S // 8, S // 3, size=2)
+            r, c = rng.integers(0, S - h), rng.integers(0, S - w)
+            x[:, r : r + h, c : c + w] = pp.BACKGROUND
+        return pp.add_motion(x, self.cfg), np.array([rot, scale, shift[0], shift[1]], np.float32)
+
+    def eval_windows(self) -> dict[str, np.ndarray]:
+        """Every sequence resampled whole to ``frames`` (no augmentation): the evaluation inputs."""
+        return self.batch(np.arange(len(self.data)), None, None)
+
+
+def _rotate_y(joints: np.ndarray, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    root = np.nanmean(joints[:, 6:7], axis=0, keepdims=True)
+    rel = joints - root
+    x = c * rel[..., 0] + s * rel[..., 2]
+    z = -s * rel[..., 0] + c * rel[..., 2]
+    return np.stack([x, rel[..., 1], z], axis=-1) + root
+
+
+def make_tf_dataset(sampler: WindowSampler, epoch: int, batch_size: int):
+    """A ``tf.data.Dataset`` of one epoch: ``(depth window, joints, joint mask, label, labelled flag)``."""
+    from kerasdance.keras_backend import tf
+
+    first = sampler.batch(np.arange(min(1, len(sampler.data))))
+    spec = tuple(
+        tf.TensorSpec((None,) + first[k].shape[1:], tf.as_dtype(first[k].dtype))
+        for k in ("x", "joints", "mask", "label", "labelled")
+    )
+
+    def gen():
+        for b in sampler.epoch(epoch, batch_size):
+            yield tuple(b[k] for k in ("x", "joints", "mask", "label", "labelled"))
+
+    return tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(2)

@@ -1,0 +1,268 @@
+"""Depth and skeleton preprocessing: pure numpy, shared by training and the edge runtime.
+
+One piece of code for both sides, so that the device sees exactly what the model
+was trained on. Nothing here imports TensorFlow.
+
+The person crop is an affine map between *normalised crop coordinates*
+``(a, b)`` in ``[-1, 1]^2`` (a to the right, b down) and depth-image pixels::
+
+    [u, v] = [u_c, v_c] + (side_px / 2) * R(angle) @ [a, b]
+
+``side_px = fx * box_m / z_body``: the crop always spans ``box_m`` metres at the
+body's depth, so a dancer has the same size in the crop at any distance. Joint
+depth is normalised as ``c = (z - z_body) / (box_m / 2)``. ``crop_to_camera`` is
+the exact inverse of ``camera_to_crop``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import numpy as np
+
+from kerasdance.camera import Intrinsics
+from kerasdance.config import DataConfig
+from kerasdance.skeleton import NUM_JOINTS
+
+log = logging.getLogger("kerasdance.data")
+
+#: Value of background / hole pixels in a normalised crop.
+BACKGROUND = 1.0
+_HIST_BIN_MM = 100.0
+
+
+class FrameStats(NamedTuple):
+    """Where the person is in one depth frame (NaN when nobody was found)."""
+
+    u: float
+    v: float
+    z_mm: float
+
+
+class Crop(NamedTuple):
+    """A person crop: centre in pixels, side in pixels, in-plane angle and body depth."""
+
+    u_c: float
+    v_c: float
+    side_px: float
+    angle_rad: float
+    z_body_m: float
+
+    def to_array(self) -> np.ndarray:
+        return np.asarray(self, dtype=np.float64)
+
+    @classmethod
+    def from_array(cls, a) -> "Crop":
+        return cls(*(float(x) for x in np.asarray(a).reshape(5)))
+
+
+class Window(NamedTuple):
+    """One model input window and its targets.
+
+    Attributes:
+        depth: ``(frames, S, S, channels)`` float32 normalised depth (+ motion channel).
+        joints: ``(frames, 20, 3)`` float32 joints in normalised crop coordinates (0 where missing).
+        joint_mask: ``(frames, 20)`` float32, 1 where the joint target is valid.
+        crop: the crop used (needed to bring predictions back to camera metres).
+    """
+
+    depth: np.ndarray
+    joints: np.ndarray
+    joint_mask: np.ndarray
+    crop: Crop
+
+
+def frame_stats(depth_mm: np.ndarray, cfg: DataConfig) -> FrameStats:
+    """Find the person in one ``(H, W)`` depth frame.
+
+    The body depth is the nearest depth-histogram peak holding at least 1.5% of the
+    image's pixels (so a wall or floor behind the dancer is ignored); the centre is the
+    median pixel of the largest run of occupied columns within the body's depth band.
+    """
+    d = np.asarray(depth_mm)
+    valid = (d >= cfg.min_depth_mm) & (d <= cfg.max_depth_mm)
+    vals = d[valid].astype(np.float64)
+    if vals.size < 20:
+        return FrameStats(np.nan, np.nan, np.nan)
+    bins = ((vals - cfg.min_depth_mm) / _HIST_BIN_MM).astype(np.int64)
+    hist = np.bincount(bins)
+    smooth = np.convolve(hist, np.ones(3), mode="same")
+    need = max(20.0, 0.015 * d.size)
+    peaks = np.flatnonzero(smooth >= need)
+    peak = int(peaks[0]) if peaks.size else int(np.argmax(smooth))
+    # Refine the peak to the histogram's mode near it, then take the band's median.
+    lo, hi = max(peak - 1, 0), min(peak + 2, hist.size)
+    peak = lo + int(np.argmax(hist[lo:hi]))
+    z0 = cfg.min_depth_mm + (peak + 0.5) * _HIST_BIN_MM
+    band = valid & (np.abs(d - z0) <= cfg.depth_band_mm)
+    if band.sum() < 20:
+        return FrameStats(np.nan, np.nan, np.nan)
+    # The largest run of occupied columns: separates the dancer from other objects.
+    cols = band.sum(axis=0)
+    occupied = np.concatenate([[0], (cols > 0).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(occupied))
+    starts, ends = edges[::2], edges[1::2]
+    mass = np.add.reduceat(cols, starts) if starts.size else np.array([0])
+    k = int(np.argmax(mass))
+    person = band.copy()
+    person[:, : starts[k]] = False
+    person[:, ends[k] :] = False
+    rows, colsi = np.nonzero(person)
+    z = float(np.median(d[person]))
+    return FrameStats(float(np.median(colsi)), float(np.median(rows)), z)
+
+
+def crop_from_stats(stats: np.ndarray, intrinsics: Intrinsics, cfg: DataConfig) -> Crop:
+    """Combine per-frame ``FrameStats`` rows ``(frames, 3)`` into one crop for the window.
+
+    Raises:
+        ValueError: when no frame contains a person.
+    """
+    s = np.asarray(stats, dtype=np.float64).reshape(-1, 3)
+    ok = np.all(np.isfinite(s), axis=1)
+    if not ok.any():
+        raise ValueError("no person found in any frame (all frames empty or out of the depth range)")
+    u, v, z_mm = np.median(s[ok], axis=0)
+    z_m = z_mm / 1000.0
+    # Centre the box on the body's centre at its depth; the median pixel sits near the belly.
+    side = intrinsics.fx * cfg.box_m / z_m
+    return Crop(float(u), float(v), float(side), 0.0, float(z_m))
+
+
+def find_crop(depth_mm: np.ndarray, intrinsics: Intrinsics, cfg: DataConfig) -> Crop:
+    """One crop for a ``(frames, H, W)`` depth sequence (see ``frame_stats``)."""
+    return crop_from_stats(np.array([frame_stats(f, cfg) for f in depth_mm]), intrinsics, cfg)
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    t = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+    return np.meshgrid(t, t)  # a (columns), b (rows)
+
+
+def crop_frames(depth_mm: np.ndarray, crop: Crop, cfg: DataConfig) -> np.ndarray:
+    """Sample ``(frames, H, W)`` depth into ``(frames, S, S)`` normalised crops (nearest pixel).
+
+    Foreground (within ``depth_band_mm`` of the body) maps to
+    ``(depth - z_body) / depth_scale_mm``; background, holes and outside-image pixels to
+    ``BACKGROUND``.
+    """
+    depth_mm = np.asarray(depth_mm)
+    frames, h, w = depth_mm.shape
+    a, b = _grid(cfg.crop_size)
+    half = crop.side_px / 2.0
+    ca, sa = np.cos(crop.angle_rad), np.sin(crop.angle_rad)
+    u = crop.u_c + half * (ca * a - sa * b)
+    v = crop.v_c + half * (sa * a + ca * b)
+    ui = np.floor(u + 0.5).astype(np.int64)
+    vi = np.floor(v + 0.5).astype(np.int64)
+    inside = (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
+    flat = (np.clip(vi, 0, h - 1) * w + np.clip(ui, 0, w - 1)).ravel()
+    d = depth_mm.reshape(frames, -1)[:, flat].reshape(frames, cfg.crop_size, cfg.crop_size)
+    d = d.astype(np.float32)
+    z_mm = crop.z_body_m * 1000.0
+    fg = inside[None] & (d >= cfg.min_depth_mm) & (d <= cfg.max_depth_mm) & (np.abs(d - z_mm) <= cfg.depth_band_mm)
+    return np.where(fg, (d - z_mm) / cfg.depth_scale_mm, BACKGROUND).astype(np.float32)
+
+
+def camera_to_crop(joints_m: np.ndarray, crop: Crop, intrinsics: Intrinsics, cfg: DataConfig) -> np.ndarray:
+    """Camera metres ``(..., 3)`` -> normalised crop coordinates ``(..., 3)``."""
+    uvz = intrinsics.project(joints_m)
+    du, dv = uvz[..., 0] - crop.u_c, uvz[..., 1] - crop.v_c
+    ca, sa = np.cos(crop.angle_rad), np.sin(crop.angle_rad)
+    half = crop.side_px / 2.0
+    a = (ca * du + sa * dv) / half
+    b = (-sa * du + ca * dv) / half
+    c = (uvz[..., 2] - crop.z_body_m) / (cfg.box_m / 2.0)
+    return np.stack([a, b, c], axis=-1)
+
+
+def crop_to_camera(norm: np.ndarray, crop: Crop, intrinsics: Intrinsics, cfg: DataConfig) -> np.ndarray:
+    """Normalised crop coordinates ``(..., 3)`` -> camera metres ``(..., 3)`` (inverse of ``camera_to_crop``)."""
+    norm = np.asarray(norm, dtype=np.float64)
+    half = crop.side_px / 2.0
+    ca, sa = np.cos(crop.angle_rad), np.sin(crop.angle_rad)
+    a, b = norm[..., 0] * half, norm[..., 1] * half
+    u = crop.u_c + ca * a - sa * b
+    v = crop.v_c + sa * a + ca * b
+    z = crop.z_body_m + norm[..., 2] * (cfg.box_m / 2.0)
+    return intrinsics.unproject(np.stack([u, v, z], axis=-1))
+
+
+def resample_indices(num_frames: int, frames: int, start: float = 0.0, stop: float = 1.0) -> np.ndarray:
+    """Indices of ``frames`` evenly spaced frames of the span ``[start, stop]`` of a sequence."""
+    if num_frames < 1:
+        raise ValueError(f"Cannot resample an empty sequence. Received: num_frames={num_frames!r}")
+    pos = np.linspace(start * (num_frames - 1), stop * (num_frames - 1), frames)
+    return np.clip(np.round(pos), 0, num_frames - 1).astype(np.int64)
+
+
+def add_motion(depth: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """``(frames, S, S)`` -> ``(frames, S, S, channels)``: depth plus, optionally, its frame difference."""
+    x = np.asarray(depth, dtype=np.float32)
+    if not cfg.motion_channel:
+        return x[..., None]
+    diff = np.zeros_like(x)
+    diff[1:] = x[1:] - x[:-1]
+    return np.stack([x, diff], axis=-1)
+
+
+def joint_targets(joints_m: np.ndarray | None, crop: Crop, intrinsics: Intrinsics, cfg: DataConfig, frames: int):
+    """Normalised joint targets and mask; zeros and mask 0 where joints are missing."""
+    if joints_m is None:
+        return np.zeros((frames, NUM_JOINTS, 3), np.float32), np.zeros((frames, NUM_JOINTS), np.float32)
+    norm = camera_to_crop(joints_m, crop, intrinsics, cfg)
+    mask = np.all(np.isfinite(norm), axis=-1) & np.all(np.abs(norm) < 4.0, axis=-1)
+    return np.where(mask[..., None], norm, 0.0).astype(np.float32), mask.astype(np.float32)
+
+
+def preprocess_sequence(
+    depth_mm: np.ndarray,
+    joints_m: np.ndarray | None,
+    intrinsics: Intrinsics,
+    cfg: DataConfig,
+    depth_valid: np.ndarray | None = None,
+) -> Window:
+    """A whole recorded sequence -> one window of ``cfg.frames`` frames (the evaluation path).
+
+    Missing (all-zero) frames are dropped before resampling.
+
+    Raises:
+        ValueError: when no valid frame shows a person.
+    """
+    depth_mm = np.asarray(depth_mm)
+    keep = np.arange(len(depth_mm))
+    if depth_valid is not None:
+        keep = keep[np.asarray(depth_valid, bool)]
+    if keep.size == 0:
+        raise ValueError("every depth frame is empty")
+    crop = find_crop(depth_mm[keep], intrinsics, cfg)
+    idx = keep[resample_indices(keep.size, cfg.frames)]
+    x = add_motion(crop_frames(depth_mm[idx], crop, cfg), cfg)
+    jm = None if joints_m is None else np.asarray(joints_m)[np.minimum(idx, len(joints_m) - 1)]
+    joints, mask = joint_targets(jm, crop, intrinsics, cfg, cfg.frames)
+    return Window(x, joints, mask, crop)
+
+
+def skeleton_features(joints: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """Skeleton-mode input: hip-centred, scale-normalised joints (+ velocities).
+
+    Args:
+        joints: ``(..., frames, 20, 3)`` camera metres (NaN where missing).
+
+    Returns:
+        ``(..., frames, cfg.skeleton_features)`` float32.
+    """
+    j = np.asarray(joints, dtype=np.float64)
+    # Fill missing joints from the previous valid frame, then with zeros.
+    j = np.where(np.isfinite(j), j, np.nan)
+    root = np.nanmedian(j[..., 6:7, :], axis=-3, keepdims=True)  # hip centre over time
+    root = np.where(np.isfinite(root), root, 0.0)
+    rel = np.nan_to_num(j - root)
+    feats = [rel]
+    if cfg.velocity_features:
+        vel = np.zeros_like(rel)
+        vel[..., 1:, :, :] = rel[..., 1:, :, :] - rel[..., :-1, :, :]
+        feats.append(vel * 4.0)
+    out = np.concatenate(feats, axis=-1)  # (..., frames, 20, 3k)
+    return out.reshape(*out.shape[:-2], -1).astype(np.float32)

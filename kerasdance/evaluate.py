@@ -1,0 +1,131 @@
+"""Evaluation of a run on its protocol's test split: ``kerasdance evaluate RUN_DIR``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from kerasdance.camera import Intrinsics
+from kerasdance.config import RunConfig
+from kerasdance.data import pipeline
+from kerasdance.data import preprocess as pp
+from kerasdance.metrics import confusion_matrix, keypoint_summary, per_class_prf
+
+log = logging.getLogger("kerasdance.evaluate")
+
+
+def predictions_to_camera(keypoints: np.ndarray, prepared: pipeline.Prepared, cfg: RunConfig):
+    """Predicted normalised key-points ``(n, T, 20, 3)`` -> camera metres, and the matching truth."""
+    pred_m, true_m = [], []
+    for i in range(len(prepared)):
+        span = prepared.frames_of(i)
+        idx = span.start + pp.resample_indices(span.stop - span.start, cfg.data.frames)
+        intr = Intrinsics(*prepared.intrinsics[i][:4], int(prepared.intrinsics[i][4]), int(prepared.intrinsics[i][5]))
+        crop = pp.Crop.from_array(prepared.crop_params[i])
+        pred_m.append(pp.crop_to_camera(keypoints[i], crop, intr, cfg.data))
+        true_m.append(prepared.joints_m[idx])
+    return np.stack(pred_m), np.stack(true_m)
+
+
+def evaluate_prepared(pred: dict[str, np.ndarray], prepared: pipeline.Prepared, cfg: RunConfig) -> dict:
+    """Metrics of predictions ``{"logits", "keypoints"?}`` against ``prepared``'s truth.
+
+    Returns keys ``accuracy``, ``n_test``, ``confusion``, ``per_class`` and, in depth mode,
+    ``mpjpe_mm`` (camera coordinates, through the crop inverse), ``mpjpe_rel_mm``
+    (root-relative), ``map_10cm`` (fraction of joints within 10 cm) and ``rmse_norm`` (crop units).
+    """
+    labels = prepared.labels
+    known = labels >= 0
+    y_pred = np.argmax(pred["logits"], axis=-1)
+    n_cls = cfg.model.num_classes
+    cm = confusion_matrix(labels[known], y_pred[known], n_cls)
+    out = {"accuracy": float((y_pred[known] == labels[known]).mean()) if known.any() else float("nan"),
+           "n_test": int(known.sum()), "confusion": cm.tolist(),
+           "per_class": {k: v.tolist() for k, v in per_class_prf(cm).items()},
+           "mpjpe_mm": float("nan"), "mpjpe_rel_mm": float("nan"), "map_10cm": float("nan"),
+           "rmse_norm": float("nan")}
+    if "keypoints" in pred:
+        pred_m, true_m = predictions_to_camera(pred["keypoints"], prepared, cfg)
+        out.update(keypoint_summary(pred_m, true_m))
+        sampler = pipeline.WindowSampler(prepared, cfg.data, "depth", augment=None)
+        tj, tm = [], []
+        for i in range(len(prepared)):
+            _, j, m, _ = sampler.window(i, None, None)
+            tj.append(j)
+            tm.append(m)
+        tj, tm = np.stack(tj), np.stack(tm)
+        sq = np.sum((pred["keypoints"] - tj) ** 2, axis=-1)
+        out["rmse_norm"] = float(np.sqrt((sq * tm).sum() / max(tm.sum(), 1)))
+    return out
+
+
+def format_report(metrics: dict, class_names: list[str]) -> str:
+    """A readable text report: headline figures, per-class table and confusion matrix."""
+    lines = [f"test sequences: {metrics['n_test']}", f"accuracy:       {metrics['accuracy'] * 100:.1f}%"]
+    if np.isfinite(metrics.get("mpjpe_mm", float("nan"))):
+        lines += [f"MPJPE:          {metrics['mpjpe_mm']:.1f} mm (root-relative {metrics['mpjpe_rel_mm']:.1f} mm)",
+                  f"mAP@10cm:       {metrics['map_10cm'] * 100:.1f}%",
+                  f"RMSE (crop):    {metrics['rmse_norm']:.4f}"]
+    pc = metrics["per_class"]
+    w = max(len(c) for c in class_names)
+    lines += ["", f"{'class':<{w}}  precision  recall     f1"]
+    for i, c in enumerate(class_names):
+        lines.append(f"{c:<{w}}  {pc['precision'][i]:9.2f}  {pc['recall'][i]:6.2f}  {pc['f1'][i]:5.2f}")
+    cm = np.asarray(metrics["confusion"])
+    lines += ["", "confusion matrix (rows = true, columns = predicted):"]
+    for i, c in enumerate(class_names):
+        lines.append(f"{c:<{w}} " + " ".join(f"{v:3d}" for v in cm[i]))
+    return "\n".join(lines)
+
+
+def confusion_png(cm: np.ndarray, class_names: list[str], path: str | Path, cell: int = 22) -> None:
+    """Write the confusion matrix as a PNG heat map (rows = true class)."""
+    from PIL import Image, ImageDraw
+
+    cm = np.asarray(cm, np.float64)
+    n = len(class_names)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    label_w = 8 * max(len(c) for c in class_names) + 10
+    img = Image.new("RGB", (label_w + n * cell + 4, n * cell + 4), "white")
+    draw = ImageDraw.Draw(img)
+    for i in range(n):
+        draw.text((4, i * cell + 5), class_names[i], fill="black")
+        for j in range(n):
+            v = norm[i, j]
+            col = (int(255 * (1 - v)), int(255 * (1 - 0.6 * v)), 255)
+            x0, y0 = label_w + j * cell, i * cell
+            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=col, outline="#ddd")
+            if cm[i, j]:
+                draw.text((x0 + 3, y0 + 5), str(int(cm[i, j])), fill="black")
+    img.save(path)
+
+
+def evaluate_run(run_dir, data_dir=None, cache_dir=None) -> tuple[dict, list[str]]:
+    """Evaluate ``RUN_DIR/model.keras`` on the test split of the run's protocol.
+
+    Args:
+        run_dir: a finished (or partly trained) run folder.
+        data_dir: the dataset; defaults to the one recorded in ``RUN_DIR/data.json``.
+    """
+    from kerasdance.data.dataset import Dataset, split
+    from kerasdance.keras_backend import keras
+    from kerasdance.training.trainer import predict_windows
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.keras").exists():
+        raise FileNotFoundError(f"{run_dir} has no model.keras: is it a kerasdance run folder?")
+    cfg = RunConfig.load(run_dir / "config.json")
+    if data_dir is None:
+        info = run_dir / "data.json"
+        if not info.exists():
+            raise FileNotFoundError(f"{run_dir} does not record its data folder: pass --data DIR")
+        data_dir = json.loads(info.read_text())["data_dir"]
+    ds = Dataset.open(data_dir)
+    sp = split(ds.refs, cfg.train.protocol, ds.class_names)
+    test = pipeline.prepare(ds, sp.test, cfg.data, cache_dir, cfg.model.input_mode == "depth")
+    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
+    pred = predict_windows(model, pipeline.WindowSampler(test, cfg.data, cfg.model.input_mode, augment=None))
+    return evaluate_prepared(pred, test, cfg), list(sp.class_names)

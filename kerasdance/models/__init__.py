@@ -1,0 +1,1 @@
+"""Models (TensorFlow / tf_keras). Import ``kerasdance.models.lstm_cnn``."""

@@ -1,0 +1,72 @@
+"""Predict one recording with a trained run: the action (with confidence) and per-frame joints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kerasdance.config import RunConfig
+from kerasdance.data import preprocess as pp
+from kerasdance.data.types import Sequence
+from kerasdance.errors import DataFormatError
+
+
+def load_recording(path: str | Path) -> Sequence:
+    """One recording from an MSR-Action3D file (``*_sdepth.bin``, ``*_skeleton3D.txt``...) or a generic ``.npz``."""
+    from kerasdance.camera import Intrinsics
+    from kerasdance.data import msr
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                depth = z["depth_mm"]
+                joints = z["joints_m"].astype(np.float32) if "joints_m" in z.files else None
+        except (KeyError, ValueError, OSError) as e:
+            raise DataFormatError(f"{path}: not a kerasdance .npz sequence ({e})") from None
+        intr = Intrinsics()
+        meta = path.parent / "dataset.json"
+        if meta.exists():
+            intr = Intrinsics.from_dict(json.loads(meta.read_text())["intrinsics"])
+        return Sequence(path.stem, depth.astype(np.uint16), joints, intrinsics=intr)
+    name = msr.parse_name(path)
+    stem = path.parent / msr.format_name(name.action, name.subject, name.episode, "")
+    return msr.load_msr_sequence(Path(str(stem).rstrip("_")))
+
+
+def predict_sequence(run_dir: str | Path, seq: Sequence, model=None) -> dict:
+    """Run a trained run's model on a whole sequence.
+
+    Returns:
+        ``{"label", "class_name", "confidence", "probs", "joints_m" (T, 20, 3) or None, "frame_index" (T,)}``.
+    """
+    from kerasdance.keras_backend import keras
+
+    run_dir = Path(run_dir)
+    cfg = RunConfig.load(run_dir / "config.json")
+    class_names = json.loads((run_dir / "classes.json").read_text())
+    if model is None:
+        model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
+    keep = np.flatnonzero(seq.depth_valid) if seq.depth_mm is not None else np.arange(seq.num_frames)
+    idx = keep[pp.resample_indices(keep.size, cfg.data.frames)]
+    if cfg.model.input_mode == "depth":
+        win = pp.preprocess_sequence(seq.depth_mm, seq.joints_m, seq.intrinsics, cfg.data, seq.depth_valid)
+        x = win.depth[None]
+    else:
+        if seq.joints_m is None:
+            raise DataFormatError(f"{seq.name}: a skeleton model needs a skeleton file")
+        x = pp.skeleton_features(seq.joints_m[idx], cfg.data)[None]
+    out = model(x, training=False)
+    logits = np.asarray(out["logits"])[0]
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    k = int(np.argmax(probs))
+    joints = None
+    if "keypoints" in out:
+        joints = pp.crop_to_camera(np.asarray(out["keypoints"])[0], win.crop, seq.intrinsics, cfg.data)
+    return {"label": k, "class_name": class_names[k], "confidence": float(probs[k]), "probs": probs,
+            "joints_m": joints, "frame_index": idx}

@@ -1,0 +1,105 @@
+"""The one place the 20-joint layout lives (Kinect v1 / MSR-Action3D skeleton).
+
+Joint order is the MSR-Action3D *file* order, 0-based. "left" is the joint
+with the smaller x in camera coordinates (Kinect SDK convention). Pure numpy:
+imported by training and by the edge runtime alike.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+
+class Joint(enum.IntEnum):
+    """Joints in MSR-Action3D file order (the order of rows in ``_skeleton*.txt``)."""
+
+    SHOULDER_LEFT = 0
+    SHOULDER_RIGHT = 1
+    SHOULDER_CENTER = 2
+    SPINE = 3
+    HIP_LEFT = 4
+    HIP_RIGHT = 5
+    HIP_CENTER = 6
+    ELBOW_LEFT = 7
+    ELBOW_RIGHT = 8
+    WRIST_LEFT = 9
+    WRIST_RIGHT = 10
+    HAND_LEFT = 11
+    HAND_RIGHT = 12
+    KNEE_LEFT = 13
+    KNEE_RIGHT = 14
+    ANKLE_LEFT = 15
+    ANKLE_RIGHT = 16
+    FOOT_LEFT = 17
+    FOOT_RIGHT = 18
+    HEAD = 19
+
+
+NUM_JOINTS = len(Joint)
+JOINT_NAMES: tuple[str, ...] = tuple(j.name.lower() for j in Joint)
+
+J = Joint
+#: (parent, child) pairs, drawn from the hip centre outwards.
+BONES: tuple[tuple[int, int], ...] = (
+    (J.HIP_CENTER, J.SPINE),
+    (J.SPINE, J.SHOULDER_CENTER),
+    (J.SHOULDER_CENTER, J.HEAD),
+    (J.SHOULDER_CENTER, J.SHOULDER_LEFT),
+    (J.SHOULDER_LEFT, J.ELBOW_LEFT),
+    (J.ELBOW_LEFT, J.WRIST_LEFT),
+    (J.WRIST_LEFT, J.HAND_LEFT),
+    (J.SHOULDER_CENTER, J.SHOULDER_RIGHT),
+    (J.SHOULDER_RIGHT, J.ELBOW_RIGHT),
+    (J.ELBOW_RIGHT, J.WRIST_RIGHT),
+    (J.WRIST_RIGHT, J.HAND_RIGHT),
+    (J.HIP_CENTER, J.HIP_LEFT),
+    (J.HIP_LEFT, J.KNEE_LEFT),
+    (J.KNEE_LEFT, J.ANKLE_LEFT),
+    (J.ANKLE_LEFT, J.FOOT_LEFT),
+    (J.HIP_CENTER, J.HIP_RIGHT),
+    (J.HIP_RIGHT, J.KNEE_RIGHT),
+    (J.KNEE_RIGHT, J.ANKLE_RIGHT),
+    (J.ANKLE_RIGHT, J.FOOT_RIGHT),
+)
+
+#: Kinect v1 SDK joint order (NUI_SKELETON_POSITION_INDEX), as MSR-file indices.
+KINECT_SDK_ORDER: tuple[int, ...] = (
+    J.HIP_CENTER, J.SPINE, J.SHOULDER_CENTER, J.HEAD,
+    J.SHOULDER_LEFT, J.ELBOW_LEFT, J.WRIST_LEFT, J.HAND_LEFT,
+    J.SHOULDER_RIGHT, J.ELBOW_RIGHT, J.WRIST_RIGHT, J.HAND_RIGHT,
+    J.HIP_LEFT, J.KNEE_LEFT, J.ANKLE_LEFT, J.FOOT_LEFT,
+    J.HIP_RIGHT, J.KNEE_RIGHT, J.ANKLE_RIGHT, J.FOOT_RIGHT,
+)
+#: Inverse permutation: ``MSR_FROM_SDK[msr_index]`` is the SDK index of that joint.
+MSR_FROM_SDK: tuple[int, ...] = tuple(int(i) for i in np.argsort(KINECT_SDK_ORDER))
+
+#: Left/right swap permutation (for mirror augmentation).
+MIRROR: tuple[int, ...] = tuple(
+    int(Joint[j.name.replace("LEFT", "TMP").replace("RIGHT", "LEFT").replace("TMP", "RIGHT")])
+    for j in Joint
+)
+
+
+def to_sdk_order(joints: np.ndarray) -> np.ndarray:
+    """Reorder the joint axis (second to last) from MSR file order to Kinect SDK order.
+
+    Args:
+        joints: ``(..., 20, D)`` array in MSR file order.
+
+    Returns:
+        ``(..., 20, D)`` array in Kinect v1 SDK order.
+    """
+    return np.asarray(joints)[..., list(KINECT_SDK_ORDER), :]
+
+
+def from_sdk_order(joints: np.ndarray) -> np.ndarray:
+    """Reorder the joint axis from Kinect v1 SDK order to MSR file order (inverse of ``to_sdk_order``)."""
+    return np.asarray(joints)[..., list(MSR_FROM_SDK), :]
+
+
+def root_relative(joints: np.ndarray) -> np.ndarray:
+    """Subtract the hip centre from every joint: ``(..., 20, 3)`` -> same shape."""
+    joints = np.asarray(joints)
+    return joints - joints[..., J.HIP_CENTER : J.HIP_CENTER + 1, :]

@@ -1,0 +1,1 @@
+"""Custom training loop, self-training and hard-example mining."""

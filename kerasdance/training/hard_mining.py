@@ -1,0 +1,38 @@
+"""Online hard-example mining (OHEM): keep only the hardest examples of each batch."""
+
+from __future__ import annotations
+
+from kerasdance.keras_backend import tf
+
+
+def select_hard_examples(
+    per_example_loss: tf.Tensor, fraction: float, min_count: int = 1, valid: tf.Tensor | None = None
+) -> tf.Tensor:
+    """Weights that keep the hardest ``fraction`` of the valid examples.
+
+    ``k = clip(ceil(fraction * n_valid), min(min_count, n_valid), n_valid)``; the ``k``
+    valid examples with the largest loss get weight 1, every other example 0. Ties are
+    broken by position (the earlier example wins), so the result is deterministic.
+
+    Args:
+        per_example_loss: ``(batch,)`` losses computed with ``reduction="none"``.
+        fraction: share of the valid examples to keep, in (0, 1].
+        min_count: keep at least this many (when that many are valid).
+        valid: ``(batch,)`` 1/0 (or bool): which examples can be chosen at all (e.g. labelled
+            or with a confident pseudo-label). All, when None.
+
+    Returns:
+        ``(batch,)`` float32 weights in {0, 1}.
+    """
+    loss = tf.convert_to_tensor(per_example_loss, tf.float32)
+    if valid is None:
+        valid = tf.ones_like(loss)
+    valid = tf.cast(valid, tf.float32)
+    n_valid = tf.reduce_sum(valid)
+    k = tf.math.ceil(fraction * n_valid)
+    k = tf.clip_by_value(tf.maximum(k, float(min_count)), 0.0, n_valid)
+    # Rank valid examples by loss (descending); invalid ones sink below every valid one.
+    score = tf.where(valid > 0, loss, tf.fill(tf.shape(loss), -float("inf")))
+    order = tf.argsort(score, direction="DESCENDING", stable=True)
+    ranks = tf.scatter_nd(order[:, None], tf.range(tf.size(loss)), tf.shape(loss))
+    return tf.cast(tf.cast(ranks, tf.float32) < k, tf.float32) * valid

@@ -1,0 +1,426 @@
+"""The custom training loop: GradientTape, OHEM, Dice-CE 3:1, self-training, checkpoints, tf.distribute.
+
+``train(data_dir, run_dir, cfg)`` is what ``kerasdance train`` calls. ``RUN_DIR`` receives
+``config.json``, ``checkpoints/`` (one per epoch, written atomically, pointed at by
+``checkpoints/latest.json``), ``model.keras`` (best by validation accuracy, or the last
+epoch without a validation split), ``train_log.csv``, TensorBoard logs in ``tb/`` and
+``metrics.json``.
+
+Determinism: the data sampler is a pure function of (seed, epoch) and the model's dropout
+uses Keras' seeded ``tf.random.Generator`` whose state is checkpointed, so a run killed
+mid-epoch and resumed ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kerasdance.config import RunConfig
+from kerasdance.data import pipeline
+from kerasdance.data.pipeline import Augment, WindowSampler
+from kerasdance.errors import KerasdanceError
+from kerasdance.keras_backend import keras, tf
+from kerasdance.losses import dice_ce_loss, keypoint_loss
+from kerasdance.models.lstm_cnn import build_lstm_cnn
+from kerasdance.training.hard_mining import select_hard_examples
+from kerasdance.training.self_training import class_thresholds, pseudo_label_mask, rampup_weight
+
+log = logging.getLogger("kerasdance.training")
+
+
+@keras.saving.register_keras_serializable(package="kerasdance")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine decay to ``peak * final_ratio``."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int, final_ratio: float = 0.02):
+        self.peak, self.warmup_steps, self.total_steps, self.final_ratio = peak, warmup_steps, total_steps, final_ratio
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * (step + 1.0) / max(self.warmup_steps, 1)
+        t = tf.clip_by_value((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
+        cos = self.peak * (self.final_ratio + (1 - self.final_ratio) * 0.5 * (1 + tf.cos(math.pi * t)))
+        return tf.where(step < self.warmup_steps, warm, cos)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
+                "final_ratio": self.final_ratio}
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``default`` (one device), ``mirrored`` (all local devices) or ``multiworker`` (TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise KerasdanceError("--strategy multiworker needs the TF_CONFIG environment variable (cluster + task)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy. Received: strategy={name!r}")
+
+
+def affine_joints_tf(joints, affine):
+    """TF twin of ``pipeline.affine_joints`` with per-example ``affine = (rot, scale, shift_a, shift_b)``."""
+    rot, scale, sa, sb = [affine[:, i][:, None, None] for i in range(4)]
+    c, s = tf.cos(rot), tf.sin(rot)
+    da, db = joints[..., 0] - sa, joints[..., 1] - sb
+    return tf.stack([(c * da + s * db) / scale, (-s * da + c * db) / scale, joints[..., 2]], axis=-1)
+
+
+@dataclasses.dataclass
+class TrainData:
+    """What the loop trains on: labels of unlabelled sequences are already hidden (-1)."""
+
+    train: pipeline.Prepared
+    val: pipeline.Prepared | None
+    class_names: list[str]
+    hidden_labels: np.ndarray  # true labels of the training sequences: for logging pseudo-label accuracy only
+
+
+class Trainer:
+    """Owns the model, its EMA teacher, the optimizer and the compiled steps."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, data: TrainData, strategy: tf.distribute.Strategy):
+        self.cfg, self.run_dir, self.data, self.strategy = cfg, Path(run_dir), data, strategy
+        t = cfg.train
+        keras.utils.set_random_seed(t.seed)
+        self.depth = cfg.model.input_mode == "depth"
+        self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
+                                     augment=Augment() if t.augment else None)
+        self.semi = t.self_training and bool(np.any(data.train.labels < 0))
+        self.steps_per_epoch = math.ceil(len(data.train) / t.batch_size)
+        with strategy.scope():
+            self.model = build_lstm_cnn(cfg.model, cfg.data)
+            self.teacher = build_lstm_cnn(cfg.model, cfg.data)
+            self.teacher.set_weights(self.model.get_weights())
+            schedule = WarmupCosine(t.learning_rate, t.warmup_epochs * self.steps_per_epoch,
+                                    t.epochs * self.steps_per_epoch)
+            self.optimizer = keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay, clipnorm=None)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.class_thr = tf.Variable(tf.fill([cfg.model.num_classes], t.pseudo_threshold), trainable=False)
+            self.rng = tf.random.Generator.from_seed(t.seed)
+        self.ckpt = tf.train.Checkpoint(model=self.model, teacher=self.teacher, optimizer=self.optimizer,
+                                        epoch=self.epoch, class_thr=self.class_thr, rng=self.rng)
+        self._train_step = tf.function(self._step, reduce_retracing=True)
+        self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    # --- one step -------------------------------------------------------------------------------------------
+    def _losses(self, out, onehot, class_valid, joints, mask):
+        t = self.cfg.train
+        cls = dice_ce_loss(onehot, out["logits"], t.dice_weight, t.ce_weight, t.label_smoothing) * class_valid
+        per = cls
+        if self.depth:
+            per = per + t.keypoint_weight * keypoint_loss(joints, out["keypoints"], mask)
+        return per
+
+    def _mined_mean(self, per, valid):
+        t = self.cfg.train
+        w = select_hard_examples(tf.stop_gradient(per), t.ohem_fraction, t.ohem_min_count, valid)
+        return tf.reduce_sum(w * per) / tf.maximum(tf.reduce_sum(w), 1.0)
+
+    def _step(self, batch, unl_weight):
+        t = self.cfg.train
+        n_cls = self.cfg.model.num_classes
+        labelled = batch["labelled"]
+        label = tf.maximum(batch["label"], 0)
+        onehot = tf.one_hot(label, n_cls)
+        has_kp = tf.cast(tf.reduce_sum(batch["mask"], axis=[1, 2]) > 0, tf.float32)
+        outputs = {}
+        if self.semi:
+            t_out = self.teacher(batch["x"], training=False)
+            t_probs = tf.nn.softmax(t_out["logits"])
+            pmask = pseudo_label_mask(t_probs, t.pseudo_threshold, self.class_thr) * (1.0 - labelled)
+            pseudo = tf.cast(tf.argmax(t_probs, axis=-1), tf.int32)
+            s_label = tf.where(labelled > 0, label, pseudo)
+            s_valid = tf.maximum(labelled, pmask)
+            if self.depth:
+                true_kp = affine_joints_tf(batch["joints"], batch["affine_strong"])
+                teach_kp = affine_joints_tf(t_out["keypoints"], batch["affine_strong"])
+                kp_given = has_kp[:, None, None, None] > 0
+                s_joints = tf.where(kp_given, true_kp, teach_kp)
+                s_mask = tf.where(has_kp[:, None, None] > 0, batch["mask"], tf.ones_like(batch["mask"]))
+            else:
+                s_joints, s_mask = batch["joints"], batch["mask"]
+            outputs.update(pseudo_mask=pmask, pseudo_label=pseudo, pseudo_conf=tf.reduce_max(t_probs, -1))
+        with tf.GradientTape() as tape:
+            out = self.model(batch["x"], training=True)
+            per = self._losses(out, onehot, labelled, batch["joints"], batch["mask"])
+            loss = self._mined_mean(per, tf.maximum(labelled, has_kp))
+            if self.semi:
+                out_s = self.model(batch["x_strong"], training=True)
+                per_s = self._losses(out_s, tf.one_hot(s_label, n_cls), s_valid, s_joints, s_mask)
+                s_any = tf.maximum(s_valid, (1.0 - labelled) * float(self.depth))
+                loss = loss + unl_weight * self._mined_mean(per_s, s_any)
+            loss = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+            scaled = loss / self.strategy.num_replicas_in_sync
+        grads = tape.gradient(scaled, self.model.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, t.clip_norm)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        correct = tf.cast(tf.equal(tf.cast(tf.argmax(out["logits"], -1), tf.int32), label), tf.float32) * labelled
+        outputs.update(loss=loss, correct=tf.reduce_sum(correct), n_labelled=tf.reduce_sum(labelled))
+        return outputs
+
+    @tf.function
+    def _ema(self):
+        d = self.cfg.train.ema_decay
+        for tv, sv in zip(self.teacher.weights, self.model.weights, strict=True):
+            tv.assign(d * tv + (1.0 - d) * sv)
+
+    # --- epochs ---------------------------------------------------------------------------------------------
+    def _dataset(self, epoch: int):
+        t = self.cfg.train
+        keys = ["x", "joints", "mask", "label", "labelled", "index"] + (["x_strong", "affine_strong"] if self.semi
+                                                                         else [])
+        strong = Augment.strong() if self.semi else None
+        probe = self.sampler.batch(np.arange(1), np.random.default_rng(0), strong)
+        spec = {k: tf.TensorSpec((None,) + probe[k].shape[1:], tf.as_dtype(probe[k].dtype)) for k in keys}
+
+        def gen():
+            for b in self.sampler.epoch(epoch, t.batch_size, strong=strong):
+                yield {k: b[k] for k in keys}
+
+        ds = tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(2)
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(ds.with_options(opts))
+
+    def run_epoch(self, epoch: int, progbar: keras.utils.Progbar | None) -> dict:
+        t = self.cfg.train
+        unl_w = tf.constant(rampup_weight(epoch, t.unlabelled_rampup_epochs, t.unlabelled_weight), tf.float32)
+        tot = {"loss": 0.0, "correct": 0.0, "n_labelled": 0.0}
+        n_cls = self.cfg.model.num_classes
+        pseudo_hist = np.zeros(n_cls, np.int64)
+        pseudo_right = pseudo_n = unl_seen = 0
+        for step, batch in enumerate(self._dataset(epoch)):
+            res = self.strategy.run(self._train_step, args=(batch, unl_w))
+            self._ema()
+            local = {k: tf.concat(self.strategy.experimental_local_results(v), 0) if v.shape.rank else
+                     sum(self.strategy.experimental_local_results(v)) for k, v in res.items()} \
+                if self.strategy.num_replicas_in_sync > 1 else res
+            red = {k: float(self.strategy.reduce("SUM", res[k], axis=None)) for k in ("correct", "n_labelled")}
+            red["loss"] = float(self.strategy.reduce("MEAN", res["loss"], axis=None))
+            for k in tot:
+                tot[k] += red[k] if k != "loss" else red[k]
+            if self.semi:
+                idx = np.concatenate([v.numpy() for v in self.strategy.experimental_local_results(batch["index"])])
+                pm = local["pseudo_mask"].numpy() > 0
+                pl = local["pseudo_label"].numpy()
+                unl = self.data.train.labels[idx] < 0
+                unl_seen += int(unl.sum())
+                pseudo_hist += np.bincount(pl[pm], minlength=n_cls)
+                pseudo_n += int(pm.sum())
+                pseudo_right += int((pl[pm] == self.data.hidden_labels[idx][pm]).sum())
+            if progbar is not None:
+                progbar.update(step + 1, [("loss", red["loss"]), ("acc", red["correct"] / max(red["n_labelled"], 1))])
+        steps = max(step + 1, 1)
+        logs = {"loss": tot["loss"] / steps, "train_acc": tot["correct"] / max(tot["n_labelled"], 1),
+                "lr": float(self.optimizer.learning_rate(self.optimizer.iterations))}
+        if self.semi:
+            self.class_thr.assign(class_thresholds(pseudo_hist, t.pseudo_threshold, max(unl_seen, 1)))
+            logs.update(pseudo_count=pseudo_n, pseudo_acc=pseudo_right / max(pseudo_n, 1),
+                        pseudo_hist=" ".join(str(int(c)) for c in pseudo_hist), unl_weight=float(unl_w))
+        return logs
+
+    def predict(self, prepared: pipeline.Prepared, model=None, batch_size: int = 32) -> dict[str, np.ndarray]:
+        """Logits (and key-points) for every sequence of ``prepared``, resampled whole (no augmentation)."""
+        sampler = WindowSampler(prepared, self.cfg.data, self.cfg.model.input_mode, augment=None)
+        return predict_windows(model or self.model, sampler, batch_size)
+
+    # --- checkpoints ----------------------------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int, logs_history: list[dict], best: dict) -> None:
+        ck = self.run_dir / "checkpoints"
+        ck.mkdir(parents=True, exist_ok=True)
+        name = f"epoch_{epoch:04d}"
+        tmp = ck / (name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.ckpt.write(str(tmp / "ckpt"))
+        (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "history": logs_history, "best": best}))
+        shutil.rmtree(ck / name, ignore_errors=True)
+        os.replace(tmp, ck / name)
+        _atomic_write(ck / "latest.json", json.dumps({"checkpoint": name, "epoch": epoch}))
+        for old in ck.glob("epoch_*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def restore_latest(self) -> tuple[int, list[dict], dict] | None:
+        latest = self.run_dir / "checkpoints" / "latest.json"
+        if not latest.exists():
+            return None
+        info = json.loads(latest.read_text())
+        d = self.run_dir / "checkpoints" / info["checkpoint"]
+        self.ckpt.read(str(d / "ckpt")).assert_consumed()
+        state = json.loads((d / "state.json").read_text())
+        return state["epoch"], state["history"], state["best"]
+
+
+def predict_windows(model, sampler: WindowSampler, batch_size: int = 32) -> dict[str, np.ndarray]:
+    """Run ``model`` on every evaluation window of ``sampler`` (no augmentation)."""
+    outs: dict[str, list] = {}
+    n = len(sampler.data)
+    for b0 in range(0, n, batch_size):
+        b = sampler.batch(np.arange(b0, min(n, b0 + batch_size)))
+        res = model(b["x"], training=False)
+        for k, v in res.items():
+            outs.setdefault(k, []).append(np.asarray(v))
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_train_data(data_dir, cfg: RunConfig, cache_dir=None, progress=None):
+    """Open, split, prepare and hide labels. Returns ``(TrainData, test Prepared, class names)``."""
+    from kerasdance.data.dataset import Dataset, split
+
+    t = cfg.train
+    ds = Dataset.open(data_dir)
+    sp = split(ds.refs, t.protocol, ds.class_names)
+    with_depth = cfg.model.input_mode == "depth"
+    train_all = pipeline.prepare(ds, sp.train, cfg.data, cache_dir, with_depth, progress)
+    test = pipeline.prepare(ds, sp.test, cfg.data, cache_dir, with_depth, progress)
+    val = None
+    idx = np.arange(len(train_all))
+    if t.validation_fraction > 0:
+        rng = np.random.default_rng(np.random.SeedSequence([t.seed, 7]))
+        n_val = max(1, int(round(t.validation_fraction * len(idx))))
+        val_idx = np.sort(rng.permutation(idx)[:n_val])
+        idx = np.setdiff1d(idx, val_idx)
+        val = train_all.subset(val_idx)
+    train = train_all.subset(idx)
+    hidden = train.labels.copy()
+    labelled = _stratified(train.labels, t.labelled_fraction, t.seed)
+    train = pipeline.hide_labels(train, labelled, t.keypoints_for_all)
+    return TrainData(train, val, list(sp.class_names), hidden), test
+
+
+def _stratified(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    from kerasdance.data.dataset import labelled_mask
+
+    class _Ref:  # labelled_mask only reads .label
+        def __init__(self, label):
+            self.label = int(label)
+
+    return labelled_mask([_Ref(lab) for lab in labels], fraction, seed)
+
+
+def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=None, verbose: int = 1,
+          callbacks: list | None = None) -> dict:
+    """Train (or resume) a run. Returns the final metrics dict (also in ``RUN_DIR/metrics.json``).
+
+    Raises:
+        KerasdanceError: when ``run_dir`` holds another run and ``resume`` is False, or on bad data.
+    """
+    from kerasdance.evaluate import evaluate_prepared
+
+    run_dir = Path(run_dir)
+    t = cfg.train
+    if run_dir.exists() and (run_dir / "config.json").exists():
+        if not resume:
+            raise KerasdanceError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
+        saved = RunConfig.load(run_dir / "config.json")
+        if saved.model != cfg.model or saved.data != cfg.data or saved.train.seed != t.seed:
+            log.warning("resuming with the configuration saved in %s", run_dir / "config.json")
+        cfg = saved.replace(train={"epochs": max(t.epochs, saved.train.epochs)}) if t.epochs > saved.train.epochs \
+            else saved
+        t = cfg.train
+    run_dir.mkdir(parents=True, exist_ok=True)
+    strategy = make_strategy(t.strategy)
+    chief = _is_chief(strategy)
+    data, test = load_train_data(data_dir, cfg, cache_dir)
+    cfg = cfg.replace(model={"num_classes": len(data.class_names)})
+    if chief:
+        cfg.save(run_dir / "config.json")
+        (run_dir / "classes.json").write_text(json.dumps(data.class_names))
+        (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
+    trainer = Trainer(cfg, run_dir if chief else run_dir / f"worker_tmp_{_task_id()}", data, strategy)
+    history: list[dict] = []
+    best = {"val_acc": -1.0, "epoch": -1}
+    start = 0
+    restored = trainer.restore_latest() if resume else None
+    if restored:
+        start, history, best = restored
+        start += 1
+        log.info("resumed %s at epoch %d", run_dir, start)
+    cb = keras.callbacks.CallbackList(
+        [keras.callbacks.CSVLogger(str(run_dir / "train_log.csv"), append=bool(restored))] + list(callbacks or []),
+        model=trainer.model)
+    writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else None
+    cb.on_train_begin()
+    patience = 0
+    for epoch in range(start, t.epochs):
+        t0 = time.time()
+        cb.on_epoch_begin(epoch)
+        if verbose:
+            print(f"Epoch {epoch + 1}/{t.epochs}")  # progress output of the CLI's long job
+        bar = keras.utils.Progbar(trainer.steps_per_epoch, verbose=verbose, stateful_metrics=["loss", "acc"])
+        logs = trainer.run_epoch(epoch, bar)
+        logs["epoch_time_s"] = time.time() - t0
+        if data.val is not None:
+            vm = evaluate_prepared(trainer.predict(data.val), data.val, cfg)
+            logs["val_acc"] = vm["accuracy"]
+            improved = vm["accuracy"] > best["val_acc"]
+        else:
+            improved = True
+        if improved:
+            best = {"val_acc": logs.get("val_acc", -1.0), "epoch": epoch}
+            patience = 0
+            if chief:
+                trainer.model.save(run_dir / "model.keras.tmp.keras")
+                os.replace(run_dir / "model.keras.tmp.keras", run_dir / "model.keras")
+        else:
+            patience += 1
+        history.append({k: v for k, v in logs.items() if not isinstance(v, str)})
+        if writer is not None:
+            with writer.as_default(step=epoch):
+                for k, v in logs.items():
+                    if not isinstance(v, str):
+                        tf.summary.scalar(k, v)
+        cb.on_epoch_end(epoch, {k: v for k, v in logs.items() if k != "pseudo_hist"})
+        trainer.save_checkpoint(epoch, history, best)
+        if verbose:
+            extra = "".join(f" {k}={v:.4g}" for k, v in logs.items() if isinstance(v, float))
+            print(f"  epoch {epoch + 1}:{extra}")
+        if t.early_stopping_patience and patience >= t.early_stopping_patience:
+            log.info("early stopping at epoch %d", epoch + 1)
+            break
+    cb.on_train_end()
+    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
+    metrics = evaluate_prepared(predict_windows(model, WindowSampler(test, cfg.data, cfg.model.input_mode,
+                                                                     augment=None)), test, cfg)
+    metrics.update(best_epoch=best["epoch"] + 1, epochs_run=len(history),
+                   train_time_s=float(sum(h.get("epoch_time_s", 0.0) for h in history)),
+                   n_train=len(data.train), n_labelled=int((data.train.labels >= 0).sum()))
+    if chief:
+        _atomic_write(run_dir / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
+    return metrics
+
+
+def _jsonable(d):
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+
+
+def _is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def _task_id() -> int:
+    try:
+        return int(json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0))
+    except ValueError:
+        return 0
