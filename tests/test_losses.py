@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from kerasdance.keras_backend import tf
+from kerasdance.losses import cross_entropy, dice_ce_loss, keypoint_loss, soft_dice_loss
+from kerasdance.training.hard_mining import select_hard_examples
+from kerasdance.training.self_training import class_thresholds, pseudo_label_mask, rampup_weight
+
+
+def test_soft_dice_hand_computed():
+    y = tf.constant([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    p = tf.constant([[0.2, 0.6, 0.2], [1.0, 0.0, 0.0]])
+    # 1 - 2*0.6 / (0.04+0.36+0.04 + 1) = 1 - 1.2/1.44
+    np.testing.assert_allclose(soft_dice_loss(y, p).numpy(), [1 - 1.2 / 1.44, 0.0], atol=1e-6)
+
+
+def test_cross_entropy_hand_computed():
+    y = tf.constant([[0.0, 1.0]])
+    logits = tf.constant([[0.0, 0.0]])
+    np.testing.assert_allclose(cross_entropy(y, logits).numpy(), [np.log(2)], atol=1e-6)
+    # label smoothing 0.2 over 2 classes: target (0.1, 0.9), same CE for equal logits
+    np.testing.assert_allclose(cross_entropy(y, logits, 0.2).numpy(), [np.log(2)], atol=1e-6)
+
+
+def test_dice_ce_is_weighted_3_to_1():
+    y = tf.constant([[0.0, 1.0, 0.0]])
+    logits = tf.constant([[0.5, 1.0, -1.0]])
+    p = tf.nn.softmax(logits)
+    expected = 3 * soft_dice_loss(y, p) + 1 * cross_entropy(y, logits)
+    np.testing.assert_allclose(dice_ce_loss(y, logits).numpy(), expected.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(dice_ce_loss(y, logits, 0.0, 1.0).numpy(), cross_entropy(y, logits).numpy())
+
+
+def test_keypoint_loss_masks_missing_joints():
+    t = np.zeros((2, 1, 2, 3), np.float32)
+    p = np.zeros((2, 1, 2, 3), np.float32)
+    p[0, 0, 0] = [3, 4, 0]  # distance 5
+    p[0, 0, 1] = [100, 0, 0]  # masked out
+    m = np.array([[[1, 0]], [[0, 0]]], np.float32)
+    np.testing.assert_allclose(keypoint_loss(t, p, m).numpy(), [5.0, 0.0], atol=1e-3)
+
+
+def test_ohem_keeps_the_hardest_fraction():
+    loss = tf.constant([0.1, 0.9, 0.5, 0.3, 0.7])
+    w = select_hard_examples(loss, 0.4, 1).numpy()
+    np.testing.assert_array_equal(w, [0, 1, 0, 0, 1])
+
+
+def test_ohem_min_count_and_valid_mask():
+    loss = tf.constant([5.0, 0.9, 0.5, 0.3, 0.7, 0.2])
+    valid = tf.constant([0, 1, 1, 1, 1, 1])
+    w = select_hard_examples(loss, 0.1, 3, valid).numpy()
+    np.testing.assert_array_equal(w, [0, 1, 1, 0, 1, 0])  # the invalid 5.0 is never chosen
+    none = select_hard_examples(loss, 0.5, 3, tf.zeros(6)).numpy()
+    assert none.sum() == 0
+    all_ = select_hard_examples(loss, 1.0, 1).numpy()
+    assert all_.sum() == 6
+
+
+def test_ohem_ties_are_deterministic():
+    w = select_hard_examples(tf.constant([1.0, 1.0, 1.0, 1.0]), 0.5, 1).numpy()
+    np.testing.assert_array_equal(w, [1, 1, 0, 0])
+
+
+def test_pseudo_label_mask_global_and_per_class():
+    probs = tf.constant([[0.95, 0.05], [0.6, 0.4], [0.3, 0.7]])
+    np.testing.assert_array_equal(pseudo_label_mask(probs, 0.9).numpy(), [1, 0, 0])
+    np.testing.assert_array_equal(pseudo_label_mask(probs, 0.9, [0.9, 0.65]).numpy(), [1, 0, 1])
+
+
+def test_class_thresholds_lower_rare_classes():
+    thr = class_thresholds(np.array([100, 10, 0]), 0.9, 120, min_threshold=0.5)
+    assert thr[0] == pytest.approx(0.9)  # beta = 1 -> tau
+    assert 0.5 <= thr[1] < thr[0]
+    assert thr[2] == pytest.approx(0.5)  # floor
+    beta = 10 / 100
+    assert thr[1] == pytest.approx(max(0.9 * beta / (2 - beta), 0.5))
+
+
+def test_rampup():
+    assert rampup_weight(0, 10) == pytest.approx(np.exp(-5))
+    assert rampup_weight(10, 10) == 1.0 and rampup_weight(50, 10, 2.0) == 2.0
+    assert rampup_weight(3, 0) == 1.0

@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pytest
+
+from kerasdance.config import DataConfig, ModelConfig, RunConfig
+from kerasdance.keras_backend import keras, tf
+from kerasdance.losses import dice_ce_loss, keypoint_loss
+from kerasdance.models.lstm_cnn import build_lstm_cnn, count_flops
+
+DATA = DataConfig(frames=8, crop_size=32)
+TINY = ModelConfig(num_classes=4, stem_filters=(4, 8, 8, 8), lstm_units=8, conv_filters=(8, 8, 8))
+
+
+def test_depth_output_shapes():
+    m = build_lstm_cnn(TINY, DATA)
+    out = m(np.zeros((2, 8, 32, 32, 2), np.float32))
+    assert out["keypoints"].shape == (2, 8, 20, 3)
+    assert out["logits"].shape == (2, 4)
+
+
+def test_skeleton_output_shapes():
+    m = build_lstm_cnn(ModelConfig(input_mode="skeleton", num_classes=5, lstm_units=8, conv_filters=(8, 8, 8)), DATA)
+    out = m(np.zeros((2, 8, DATA.skeleton_features), np.float32))
+    assert set(out) == {"logits"} and out["logits"].shape == (2, 5)
+
+
+def test_three_time_convs_and_one_maxpool():
+    m = build_lstm_cnn(TINY, DATA)
+    convs = [layer for layer in m.layers if layer.name.startswith("tconv") and layer.name.endswith("_conv")]
+    pools = [layer for layer in m.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert len(convs) == 3 and all(isinstance(c, keras.layers.Conv2D) for c in convs)
+    assert len(pools) == 1
+    assert [type(layer).__name__ for layer in m.layers].index("LSTM") < m.layers.index(convs[0])
+
+
+def test_config_json_round_trip():
+    cfg = RunConfig().replace(model={"stem_filters": (4, 8), "num_classes": 7}, train={"epochs": 3})
+    again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    with pytest.raises(ValueError, match="Unknown"):
+        RunConfig.from_dict({"train": {"epochz": 3}})
+    with pytest.raises(ValueError, match="labelled_fraction"):
+        RunConfig().replace(train={"labelled_fraction": 0.0})
+
+
+def test_model_get_config_round_trip():
+    m = build_lstm_cnn(TINY, DATA)
+    clone = keras.Model.from_config(json.loads(json.dumps(m.get_config())))
+    assert [layer.name for layer in clone.layers] == [layer.name for layer in m.layers]
+
+
+def test_keras_save_load_equal(tmp_path):
+    m = build_lstm_cnn(TINY, DATA)
+    x = np.random.default_rng(0).normal(size=(2, 8, 32, 32, 2)).astype(np.float32)
+    m.save(tmp_path / "m.keras")
+    m2 = keras.models.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
+    a, b = m(x, training=False), m2(x, training=False)
+    for k in a:
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), atol=1e-6)
+
+
+def test_one_train_step_lowers_loss():
+    keras.utils.set_random_seed(0)
+    m = build_lstm_cnn(TINY, DATA)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 8, 32, 32, 2)).astype(np.float32)
+    y = tf.one_hot([0, 1, 2, 3], 4)
+    kp = rng.normal(scale=0.3, size=(4, 8, 20, 3)).astype(np.float32)
+    mask = np.ones((4, 8, 20), np.float32)
+    opt = keras.optimizers.Adam(1e-2)
+
+    def loss_fn():
+        out = m(x, training=False)
+        return tf.reduce_mean(dice_ce_loss(y, out["logits"]) + keypoint_loss(kp, out["keypoints"], mask))
+
+    before = float(loss_fn())
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            out = m(x, training=True)
+            loss = tf.reduce_mean(dice_ce_loss(y, out["logits"]) + keypoint_loss(kp, out["keypoints"], mask))
+        g = tape.gradient(loss, m.trainable_variables)
+        opt.apply_gradients(zip(g, m.trainable_variables))
+    assert float(loss_fn()) < before
+
+
+def test_flops_counted():
+    m = build_lstm_cnn(TINY, DATA)
+    # the first stem conv alone: 8 frames * 16*16*4 outputs * 5*5*2 MACs * 2
+    assert count_flops(m) > 2 * 8 * 16 * 16 * 4 * 5 * 5 * 2

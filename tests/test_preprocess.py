@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+
+from kerasdance.camera import KINECT_V1, Intrinsics
+from kerasdance.config import DataConfig
+from kerasdance.data import preprocess as pp
+
+CFG = DataConfig(frames=8, crop_size=32)
+
+
+def _person_frame(u0=160, v0=120, z_mm=2500, h=240, w=320, wall_mm=None):
+    d = np.zeros((h, w), np.uint16)
+    if wall_mm is not None:
+        d[:] = wall_mm
+    d[v0 - 60 : v0 + 60, u0 - 15 : u0 + 15] = z_mm  # a 30x120 px "body"
+    return d
+
+
+def test_projection_round_trip():
+    rng = np.random.default_rng(0)
+    xyz = np.c_[rng.uniform(-1, 1, 50), rng.uniform(-1, 1, 50), rng.uniform(1, 4, 50)]
+    back = KINECT_V1.unproject(KINECT_V1.project(xyz))
+    assert np.abs(back - xyz).max() < 1e-9
+    # the formula of the MSR-Action3D format: u = 160 + 285.63 x/z, v = 120 - 285.63 y/z
+    uvz = KINECT_V1.project([[0.5, 0.25, 2.0]])
+    np.testing.assert_allclose(uvz[0], [160 + 285.63 * 0.25, 120 - 285.63 * 0.125, 2.0])
+
+
+def test_frame_stats_finds_body_in_front_of_wall():
+    st = pp.frame_stats(_person_frame(200, 130, 2500, wall_mm=4500), CFG)
+    assert abs(st.u - 200) <= 1 and abs(st.v - 130) <= 1 and st.z_mm == 2500
+
+
+def test_frame_stats_empty_frame_is_nan():
+    st = pp.frame_stats(np.zeros((240, 320), np.uint16), CFG)
+    assert np.isnan(st.u) and np.isnan(st.z_mm)
+    with pytest.raises(ValueError, match="no person"):
+        pp.crop_from_stats(np.array([st]), KINECT_V1, CFG)
+
+
+def test_crop_side_is_metric():
+    crop = pp.find_crop(np.stack([_person_frame(z_mm=2000)] * 3), KINECT_V1, CFG)
+    assert crop.side_px == pytest.approx(285.63 * CFG.box_m / 2.0)
+    far = pp.find_crop(np.stack([_person_frame(z_mm=4000)] * 3), KINECT_V1, CFG)
+    assert far.side_px == pytest.approx(crop.side_px / 2)
+
+
+def test_crop_frames_normalises_depth_and_background():
+    depth = np.stack([_person_frame(z_mm=2500, wall_mm=4500)])
+    crop = pp.find_crop(depth, KINECT_V1, CFG)
+    x = pp.crop_frames(depth, crop, CFG)
+    assert x.shape == (1, 32, 32)
+    centre = x[0, 16, 16]
+    assert centre == pytest.approx(0.0)  # body at the body depth
+    assert x[0, 0, 0] == pp.BACKGROUND  # the wall is outside the body band
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.3, -1.0])
+def test_crop_inverse_is_exact_below_1mm(angle):
+    rng = np.random.default_rng(1)
+    joints = np.c_[rng.uniform(-0.8, 0.8, 40), rng.uniform(-1, 1, 40), rng.uniform(1.5, 4, 40)]
+    crop = pp.Crop(171.3, 118.2, 290.0, angle, 2.7)
+    intr = Intrinsics(300.0, 310.0, 158.0, 121.0, 320, 240)
+    norm = pp.camera_to_crop(joints, crop, intr, CFG)
+    back = pp.crop_to_camera(norm, crop, intr, CFG)
+    assert np.abs(back - joints).max() * 1000 < 1.0
+
+
+def test_joint_lands_on_its_pixel_in_the_crop():
+    z = 2.5
+    depth = np.stack([_person_frame(z_mm=2500)])
+    crop = pp.find_crop(depth, KINECT_V1, CFG)
+    joint = KINECT_V1.unproject([[crop.u_c + 20, crop.v_c - 10, z]])
+    a, b, c = pp.camera_to_crop(joint, crop, KINECT_V1, CFG)[0]
+    assert a == pytest.approx(20 / (crop.side_px / 2)) and b == pytest.approx(-10 / (crop.side_px / 2))
+    assert c == pytest.approx(0.0)
+
+
+def test_resample_indices():
+    np.testing.assert_array_equal(pp.resample_indices(5, 5), [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(pp.resample_indices(3, 5), [0, 0, 1, 2, 2])
+    np.testing.assert_array_equal(pp.resample_indices(100, 3), [0, 50, 99])
+    with pytest.raises(ValueError):
+        pp.resample_indices(0, 4)
+
+
+def test_add_motion_channel():
+    x = np.arange(3 * 2 * 2, dtype=np.float32).reshape(3, 2, 2)
+    y = pp.add_motion(x, CFG)
+    assert y.shape == (3, 2, 2, 2)
+    np.testing.assert_array_equal(y[0, ..., 1], 0)
+    np.testing.assert_array_equal(y[2, ..., 1], 4)
+    assert pp.add_motion(x, DataConfig(motion_channel=False)).shape == (3, 2, 2, 1)
+
+
+def test_preprocess_sequence_skips_missing_frames_and_masks_joints():
+    depth = np.stack([_person_frame(), np.zeros((240, 320), np.uint16), _person_frame()])
+    joints = np.zeros((3, 20, 3), np.float32)
+    joints[..., 2] = 2.5
+    joints[0, 5] = np.nan
+    valid = depth.reshape(3, -1).any(axis=1)
+    w = pp.preprocess_sequence(depth, joints, KINECT_V1, CFG, valid)
+    assert w.depth.shape == (8, 32, 32, 2)
+    assert w.joint_mask.shape == (8, 20)
+    assert w.joint_mask[0, 5] == 0 and w.joint_mask[-1, 5] == 1
+    assert np.all(w.joints[0, 5] == 0)
+    with pytest.raises(ValueError, match="empty"):
+        pp.preprocess_sequence(depth, joints, KINECT_V1, CFG, np.zeros(3, bool))
+
+
+def test_skeleton_features_shape_and_velocity():
+    j = np.zeros((4, 20, 3))
+    j[:, :, 0] = np.arange(4)[:, None] * 0.1  # moving right
+    f = pp.skeleton_features(j, CFG)
+    assert f.shape == (4, CFG.skeleton_features)
+    f6 = f.reshape(4, 20, 6)
+    np.testing.assert_allclose(f6[1:, :, 3], 0.4, atol=1e-6)  # velocity * 4
