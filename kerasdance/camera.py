@@ -49,7 +49,7 @@ class Intrinsics:
         y = (self.cy - uvz[..., 1]) * z / self.fy
         return np.stack([x, y, z], axis=-1)
 
-    def scaled(self, width: int, height: int) -> "Intrinsics":
+    def scaled(self, width: int, height: int) -> Intrinsics:
         """The same camera seen at another resolution (e.g. 640x480 -> 320x240)."""
         sx, sy = width / self.width, height / self.height
         return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, int(width), int(height))
@@ -58,7 +58,7 @@ class Intrinsics:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Intrinsics":
+    def from_dict(cls, d: dict) -> Intrinsics:
         return cls(**d)
 
 

@@ -255,9 +255,9 @@ def predict(run_dir, file, joints_out, render):
                                           "action": res["class_name"], "confidence": res["confidence"]}))
         click.echo(f"wrote {joints_out}")
     if render:
-        from kerasdance.report import animation_gif
-
         import numpy as np
+
+        from kerasdance.report import animation_gif
 
         full = None
         if res["joints_m"] is not None:  # hold each predicted frame until the next resampled one

@@ -91,7 +91,8 @@ class ModelConfig(_Serialisable):
     unroll: bool = False
 
     def __post_init__(self):
-        _check(self.input_mode in INPUT_MODES, f"input_mode must be one of {INPUT_MODES}. Received: {self.input_mode!r}")
+        _check(self.input_mode in INPUT_MODES,
+               f"input_mode must be one of {INPUT_MODES}. Received: input_mode={self.input_mode!r}")
         _check(self.num_classes >= 2, f"num_classes must be >= 2. Received: {self.num_classes!r}")
         _check(self.lstm_units > 0, f"lstm_units must be positive. Received: {self.lstm_units!r}")
         _check(len(self.conv_filters) == 3, f"The method uses three conv layers. Received: {self.conv_filters!r}")
@@ -141,7 +142,8 @@ class TrainConfig(_Serialisable):
             f"labelled_fraction must be in (0, 1]. Received: labelled_fraction={self.labelled_fraction!r}",
         )
         _check(0 < self.ohem_fraction <= 1, f"ohem_fraction must be in (0, 1]. Received: {self.ohem_fraction!r}")
-        _check(0 < self.pseudo_threshold < 1, f"pseudo_threshold must be in (0, 1). Received: {self.pseudo_threshold!r}")
+        _check(0 < self.pseudo_threshold < 1,
+               f"pseudo_threshold must be in (0, 1). Received: pseudo_threshold={self.pseudo_threshold!r}")
         _check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1). Received: {self.ema_decay!r}")
         _check(
             self.strategy in ("default", "mirrored", "multiworker"),
@@ -158,7 +160,7 @@ class RunConfig(_Serialisable):
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         unknown = set(d) - {"data", "model", "train"}
         if unknown:
             raise ValueError(f"Unknown config sections: {sorted(unknown)}. Valid: data, model, train")
@@ -168,7 +170,7 @@ class RunConfig(_Serialisable):
             train=TrainConfig.from_dict(d.get("train", {})),
         )
 
-    def replace(self, **sections: dict[str, Any]) -> "RunConfig":
+    def replace(self, **sections: dict[str, Any]) -> RunConfig:
         """Copy with some fields of some sections replaced: ``cfg.replace(train={"epochs": 3})``."""
         out = {}
         for name in ("data", "model", "train"):
@@ -180,7 +182,7 @@ class RunConfig(_Serialisable):
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
+    def load(cls, path: str | Path) -> RunConfig:
         path = Path(path)
         try:
             d = json.loads(path.read_text())

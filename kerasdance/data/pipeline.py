@@ -65,7 +65,7 @@ class Prepared:
     def frames_of(self, i: int) -> slice:
         return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
 
-    def subset(self, idx) -> "Prepared":
+    def subset(self, idx) -> Prepared:
         """The sequences ``idx`` (in that order), frames copied."""
         idx = np.asarray(idx, dtype=np.int64)
         spans = [np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx]
@@ -213,11 +213,11 @@ class Augment:
     cutout: int = 0  # number of erased boxes per window
 
     @classmethod
-    def weak(cls) -> "Augment":
+    def weak(cls) -> Augment:
         return cls(rotation_rad=0.05, scale=0.05, shift=0.03, depth_noise=0.005, temporal_crop=0.95)
 
     @classmethod
-    def strong(cls) -> "Augment":
+    def strong(cls) -> Augment:
         return cls(rotation_rad=0.2, scale=0.15, shift=0.12, depth_noise=0.02, temporal_crop=0.8, cutout=2)
 
 

@@ -53,7 +53,7 @@ class Crop(NamedTuple):
         return np.asarray(self, dtype=np.float64)
 
     @classmethod
-    def from_array(cls, a) -> "Crop":
+    def from_array(cls, a) -> Crop:
         return cls(*(float(x) for x in np.asarray(a).reshape(5)))
 
 

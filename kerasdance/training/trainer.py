@@ -93,6 +93,8 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, data: TrainData, strategy: tf.distribute.Strategy):
         self.cfg, self.run_dir, self.data, self.strategy = cfg, Path(run_dir), data, strategy
         t = cfg.train
+        # Dropout draws from a seeded tf.random.Generator whose state lives in the checkpoint.
+        keras.backend.experimental.enable_tf_random_generator()
         keras.utils.set_random_seed(t.seed)
         self.depth = cfg.model.input_mode == "depth"
         self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
@@ -105,12 +107,12 @@ class Trainer:
             self.teacher.set_weights(self.model.get_weights())
             schedule = WarmupCosine(t.learning_rate, t.warmup_epochs * self.steps_per_epoch,
                                     t.epochs * self.steps_per_epoch)
+            self.schedule = schedule
             self.optimizer = keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay, clipnorm=None)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.class_thr = tf.Variable(tf.fill([cfg.model.num_classes], t.pseudo_threshold), trainable=False)
-            self.rng = tf.random.Generator.from_seed(t.seed)
         self.ckpt = tf.train.Checkpoint(model=self.model, teacher=self.teacher, optimizer=self.optimizer,
-                                        epoch=self.epoch, class_thr=self.class_thr, rng=self.rng)
+                                        epoch=self.epoch, class_thr=self.class_thr)
         self._train_step = tf.function(self._step, reduce_retracing=True)
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
@@ -224,7 +226,7 @@ class Trainer:
                 progbar.update(step + 1, [("loss", red["loss"]), ("acc", red["correct"] / max(red["n_labelled"], 1))])
         steps = max(step + 1, 1)
         logs = {"loss": tot["loss"] / steps, "train_acc": tot["correct"] / max(tot["n_labelled"], 1),
-                "lr": float(self.optimizer.learning_rate(self.optimizer.iterations))}
+                "lr": float(self.schedule(self.optimizer.iterations))}
         if self.semi:
             self.class_thr.assign(class_thresholds(pseudo_hist, t.pseudo_threshold, max(unl_seen, 1)))
             logs.update(pseudo_count=pseudo_n, pseudo_acc=pseudo_right / max(pseudo_n, 1),
@@ -327,6 +329,9 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
 
     run_dir = Path(run_dir)
     t = cfg.train
+    strategy = make_strategy(t.strategy)
+    if not _is_chief(strategy):  # other workers of a multi-worker run keep their files apart
+        run_dir = run_dir / f"worker_{_task_id()}"
     if run_dir.exists() and (run_dir / "config.json").exists():
         if not resume:
             raise KerasdanceError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
@@ -337,15 +342,12 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
             else saved
         t = cfg.train
     run_dir.mkdir(parents=True, exist_ok=True)
-    strategy = make_strategy(t.strategy)
-    chief = _is_chief(strategy)
     data, test = load_train_data(data_dir, cfg, cache_dir)
     cfg = cfg.replace(model={"num_classes": len(data.class_names)})
-    if chief:
-        cfg.save(run_dir / "config.json")
-        (run_dir / "classes.json").write_text(json.dumps(data.class_names))
-        (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
-    trainer = Trainer(cfg, run_dir if chief else run_dir / f"worker_tmp_{_task_id()}", data, strategy)
+    cfg.save(run_dir / "config.json")
+    (run_dir / "classes.json").write_text(json.dumps(data.class_names))
+    (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
+    trainer = Trainer(cfg, run_dir, data, strategy)
     history: list[dict] = []
     best = {"val_acc": -1.0, "epoch": -1}
     start = 0
@@ -357,7 +359,7 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
     cb = keras.callbacks.CallbackList(
         [keras.callbacks.CSVLogger(str(run_dir / "train_log.csv"), append=bool(restored))] + list(callbacks or []),
         model=trainer.model)
-    writer = tf.summary.create_file_writer(str(run_dir / "tb")) if chief else None
+    writer = tf.summary.create_file_writer(str(run_dir / "tb"))
     cb.on_train_begin()
     patience = 0
     for epoch in range(start, t.epochs):
@@ -377,9 +379,8 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
         if improved:
             best = {"val_acc": logs.get("val_acc", -1.0), "epoch": epoch}
             patience = 0
-            if chief:
-                trainer.model.save(run_dir / "model.keras.tmp.keras")
-                os.replace(run_dir / "model.keras.tmp.keras", run_dir / "model.keras")
+            trainer.model.save(run_dir / "model.keras.tmp.keras")
+            os.replace(run_dir / "model.keras.tmp.keras", run_dir / "model.keras")
         else:
             patience += 1
         history.append({k: v for k, v in logs.items() if not isinstance(v, str)})
@@ -403,8 +404,7 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
     metrics.update(best_epoch=best["epoch"] + 1, epochs_run=len(history),
                    train_time_s=float(sum(h.get("epoch_time_s", 0.0) for h in history)),
                    n_train=len(data.train), n_labelled=int((data.train.labels >= 0).sum()))
-    if chief:
-        _atomic_write(run_dir / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
+    _atomic_write(run_dir / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
     return metrics
 
 
