@@ -282,7 +282,7 @@ class WindowSampler:
             scale = rng.uniform(1 - aug.scale, 1 + aug.scale)
             shift = rng.uniform(-aug.shift, aug.shift, size=2)
             x = affine_crops(x, rot, scale, shift)
-            joints = affine_joints(joints, rot, scale, shift).astype(np.float32)
+            joints = np.where(mask[..., None] > 0, affine_joints(joints, rot, scale, shift), 0.0).astype(np.float32)
             affine = np.array([rot, scale, shift[0], shift[1]], np.float32)
             fg = x < pp.BACKGROUND
             x = np.where(fg, x + rng.normal(0, aug.depth_noise, x.shape), x).astype(np.float32)

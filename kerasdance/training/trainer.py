@@ -109,10 +109,15 @@ class Trainer:
                                     t.epochs * self.steps_per_epoch)
             self.schedule = schedule
             self.optimizer = keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay, clipnorm=None)
+            self.optimizer.build(self.model.trainable_variables)  # slots exist before a restore
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.class_thr = tf.Variable(tf.fill([cfg.model.num_classes], t.pseudo_threshold), trainable=False)
+        # The dropout layers' tf.random.Generator is not tracked by the model's checkpoint: add it by hand,
+        # so a resumed run draws the same dropout masks as an uninterrupted one.
+        dropout_rng = {layer.name: layer._random_generator._generator for layer in self.model.layers
+                       if getattr(getattr(layer, "_random_generator", None), "_generator", None) is not None}
         self.ckpt = tf.train.Checkpoint(model=self.model, teacher=self.teacher, optimizer=self.optimizer,
-                                        epoch=self.epoch, class_thr=self.class_thr)
+                                        epoch=self.epoch, class_thr=self.class_thr, dropout_rng=dropout_rng)
         self._train_step = tf.function(self._step, reduce_retracing=True)
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 

@@ -1,0 +1,96 @@
+"""Training speed and full-label accuracy (issue 3).
+
+* Parameter count and FLOPs of the default model.
+* Steady-state time of one supervised training epoch over all ~567 msr20 depth sequences (batch 16).
+* Full runs at 100% labels, cross-subject: depth and skeleton mode on msr20, depth on dance11:
+  accuracy, MPJPE, mAP@10cm, training time, peak memory.
+
+    python -m benchmarks.bench_train [--epochs 40] [--skip-runs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.common import peak_rss_mb, table, write_section
+from benchmarks.datasets import CACHE, DATA, synthetic_set
+
+
+def epoch_time(set_dir, cfg) -> dict:
+    from kerasdance.data.dataset import Dataset
+
+    from kerasdance.data import pipeline
+    from kerasdance.training.trainer import TrainData, Trainer, make_strategy
+
+    ds = Dataset.open(set_dir)
+    t0 = time.time()
+    prep = pipeline.prepare(ds, ds.refs, cfg.data, CACHE)
+    prep_s = time.time() - t0
+    cfg = cfg.replace(model={"num_classes": len(ds.class_names)}, train={"self_training": False})
+    tr = Trainer(cfg, DATA / "runs" / "epoch-time", TrainData(prep, None, ds.class_names, prep.labels), make_strategy(
+        "default"))
+    times = []
+    for e in range(4):
+        t0 = time.time()
+        tr.run_epoch(e, None)
+        times.append(time.time() - t0)
+    return {"sequences": len(prep), "first_epoch_s": times[0], "epoch_s": float(np.median(times[1:])),
+            "prepare_s": prep_s}
+
+
+def full_run(set_name, input_mode, epochs, seed=0) -> dict:
+    from kerasdance.config import RunConfig
+    from kerasdance.keras_backend import keras
+    from kerasdance.training.trainer import train
+
+    run_dir = DATA / "runs" / f"full-{set_name}-{input_mode}-{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    keras.backend.clear_session()
+    cfg = RunConfig().replace(model={"input_mode": input_mode}, train={"epochs": epochs, "seed": seed})
+    t0 = time.time()
+    m = train(synthetic_set(set_name), run_dir, cfg, cache_dir=CACHE, verbose=0)
+    return {"set": set_name, "input": input_mode, "accuracy": m["accuracy"] * 100, "mpjpe_mm": m["mpjpe_mm"],
+            "mpjpe_rel_mm": m["mpjpe_rel_mm"], "map_10cm": m["map_10cm"] * 100, "train_s": time.time() - t0,
+            "epochs": epochs, "n_test": m["n_test"]}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--skip-runs", action="store_true")
+    args = ap.parse_args(argv)
+
+    from kerasdance.config import RunConfig
+    from kerasdance.models.lstm_cnn import build_lstm_cnn, count_flops
+
+    cfg = RunConfig()
+    m = build_lstm_cnn(cfg.model, cfg.data)
+    params, flops = m.count_params(), count_flops(m)
+    et = epoch_time(synthetic_set("msr20"), cfg)
+    body = ["### Training speed (issue 3)", "",
+            f"Default model (depth, T={cfg.data.frames}, {cfg.data.crop_size}x{cfg.data.crop_size}x"
+            f"{cfg.data.channels}, stem {cfg.model.stem_filters}, LSTM {cfg.model.lstm_units}): "
+            f"**{params:,} parameters, {flops / 1e6:.0f} MFLOPs per window**.", "",
+            f"One supervised training epoch over all {et['sequences']} msr20 depth sequences, batch "
+            f"{cfg.train.batch_size}: **{et['epoch_s']:.2f} s** steady state (first epoch, tracing included: "
+            f"{et['first_epoch_s']:.1f} s; target < 3 s). Preprocessing the set once: {et['prepare_s']:.0f} s "
+            "(cached afterwards)."]
+    if not args.skip_runs:
+        rows = [full_run("msr20", "depth", args.epochs), full_run("msr20", "skeleton", args.epochs),
+                full_run("dance11", "depth", args.epochs)]
+        body += ["", f"Full runs, 100% labels, cross-subject, {args.epochs} epochs, seed 0:", "",
+                 table(rows, [("set", "set"), ("input", "input"), ("n_test", "test seqs"), ("accuracy", "accuracy %"),
+                              ("mpjpe_mm", "MPJPE mm"), ("mpjpe_rel_mm", "root-rel. MPJPE mm"),
+                              ("map_10cm", "joints within 10 cm %"), ("train_s", "train s")])]
+    body += ["", f"Peak memory of the benchmark process: {peak_rss_mb():.0f} MiB."]
+    write_section("train", "\n".join(body), "python -m benchmarks.bench_train " + " ".join(sys.argv[1:]))
+    print("\n".join(body))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Label efficiency: labelled fraction x {supervised only, semi-supervised}, plus ablations at 20%.
+
+Each run trains from scratch with the same recipe and is evaluated on the cross-subject test split.
+Results are appended to ``benchmarks/results/label_efficiency.jsonl`` (one JSON per run), so an
+interrupted benchmark continues where it stopped; the table in BENCHMARKS.md is made from that file.
+
+    python -m benchmarks.label_efficiency --sets msr20,dance11 --seeds 0,1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import peak_rss_mb, table, write_section
+from benchmarks.datasets import CACHE, DATA, synthetic_set
+
+RESULTS = Path(__file__).resolve().parent / "results" / "label_efficiency.jsonl"
+
+VARIANTS = {
+    "supervised": {"self_training": False},
+    "semi": {"self_training": True},
+    "semi, no OHEM": {"self_training": True, "ohem_fraction": 1.0},
+    "semi, CE only": {"self_training": True, "dice_weight": 0.0},
+}
+
+
+def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int, input_mode: str) -> dict:
+    from kerasdance.config import RunConfig
+    from kerasdance.keras_backend import keras
+    from kerasdance.training.trainer import train
+
+    data_dir = synthetic_set(set_name)
+    run_dir = DATA / "runs" / f"{set_name}-{input_mode}-{fraction}-{variant.replace(' ', '').replace(',', '_')}-{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    over = dict(VARIANTS[variant])
+    cfg = RunConfig().replace(model={"input_mode": input_mode},
+                              train={"epochs": epochs, "labelled_fraction": fraction, "seed": seed, **over})
+    keras.backend.clear_session()
+    t0 = time.time()
+    m = train(data_dir, run_dir, cfg, cache_dir=CACHE, verbose=0)
+    return {"set": set_name, "input": input_mode, "fraction": fraction, "variant": variant, "seed": seed,
+            "epochs": epochs, "accuracy": m["accuracy"], "mpjpe_mm": m["mpjpe_mm"], "map_10cm": m["map_10cm"],
+            "train_time_s": time.time() - t0, "n_labelled": m["n_labelled"], "n_train": m["n_train"],
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def load_results() -> list[dict]:
+    if not RESULTS.exists():
+        return []
+    return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+
+
+def summarise(rows: list[dict]) -> str:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["input"], r["fraction"], r["variant"]), []).append(r)
+    out_rows = []
+    for (set_name, inp, frac, variant), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2],
+                                                                                      list(VARIANTS).index(kv[0][3]))):
+        acc = np.array([r["accuracy"] for r in rs]) * 100
+        mp = np.array([r["mpjpe_mm"] for r in rs], dtype=float)
+        out_rows.append({"set": set_name, "input": inp, "labels": f"{frac * 100:g}%", "variant": variant,
+                         "seeds": len(rs), "acc": f"{acc.mean():.1f} ± {acc.std():.1f}",
+                         "mpjpe": f"{np.nanmean(mp):.0f} ± {np.nanstd(mp):.0f}" if np.isfinite(mp).any() else "—",
+                         "time": f"{np.mean([r['train_time_s'] for r in rs]):.0f}"})
+    return table(out_rows, [("set", "set"), ("input", "input"), ("labels", "labels"), ("variant", "training"),
+                            ("seeds", "seeds"), ("acc", "accuracy % (mean ± sd)"), ("mpjpe", "MPJPE mm"),
+                            ("time", "train s")])
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="msr20,dance11")
+    ap.add_argument("--fractions", default="0.05,0.1,0.2,0.5,1.0")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--input", default="depth", choices=["depth", "skeleton"])
+    ap.add_argument("--no-ablations", action="store_true")
+    ap.add_argument("--summary-only", action="store_true", help="Rewrite the BENCHMARKS.md section from results.")
+    args = ap.parse_args(argv)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    done = {(r["set"], r["input"], r["fraction"], r["variant"], r["seed"], r["epochs"]) for r in load_results()}
+    plan = []
+    for set_name in args.sets.split(","):
+        for frac in [float(f) for f in args.fractions.split(",")]:
+            variants = ["supervised"] + (["semi"] if frac < 1.0 else [])
+            if frac == 0.2 and not args.no_ablations:
+                variants += ["semi, no OHEM", "semi, CE only"]
+            for v in variants:
+                for seed in [int(s) for s in args.seeds.split(",")]:
+                    plan.append((set_name, frac, v, seed))
+    if not args.summary_only:
+        for i, (set_name, frac, v, seed) in enumerate(plan):
+            if (set_name, args.input, frac, v, seed, args.epochs) in done:
+                continue
+            print(f"[{i + 1}/{len(plan)}] {set_name} {args.input} labels={frac} {v} seed={seed}", flush=True)
+            row = run_one(set_name, frac, v, seed, args.epochs, args.input)
+            print(f"    accuracy {row['accuracy'] * 100:.1f}%  MPJPE {row['mpjpe_mm']:.0f} mm  "
+                  f"{row['train_time_s']:.0f} s", flush=True)
+            with RESULTS.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+    rows = [r for r in load_results() if r["epochs"] == args.epochs]
+    body = ("### Label efficiency (issue 4)\n\nSynthetic sets, cross-subject split, labelled fraction stratified by "
+            f"class; {args.epochs} epochs, default recipe; mean ± sd over seeds.\n\n" + summarise(rows))
+    write_section("label_efficiency", body, "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

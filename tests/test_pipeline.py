@@ -1,0 +1,72 @@
+import numpy as np
+
+from kerasdance.config import DataConfig
+from kerasdance.data import pipeline
+from kerasdance.data import preprocess as pp
+
+CFG = DataConfig(frames=8, crop_size=32)
+
+
+def test_hide_labels_removes_labels_and_keypoints(prepared):
+    labelled = np.zeros(len(prepared), bool)
+    labelled[:3] = True
+    hidden = pipeline.hide_labels(prepared, labelled)
+    assert np.all(hidden.labels[3:] == -1) and np.all(hidden.labels[:3] == prepared.labels[:3])
+    for i in range(3, len(prepared)):
+        s = hidden.frames_of(i)
+        assert hidden.joint_mask[s].sum() == 0 and np.all(hidden.joints_norm[s] == 0)
+        assert np.all(np.isnan(hidden.joints_m[s]))
+    assert prepared.labels.min() >= 0  # the original is untouched
+    keep_kp = pipeline.hide_labels(prepared, labelled, keypoints_for_all=True)
+    assert keep_kp.joint_mask.sum() == prepared.joint_mask.sum() and np.all(keep_kp.labels[3:] == -1)
+
+
+def test_training_batches_never_carry_hidden_labels_or_keypoints(prepared):
+    labelled = np.arange(len(prepared)) < 4
+    hidden = pipeline.hide_labels(prepared, labelled)
+    sampler = pipeline.WindowSampler(hidden, CFG, seed=0)
+    seen = 0
+    for b in sampler.epoch(0, 5, strong=pipeline.Augment.strong()):
+        unl = ~labelled[b["index"]]
+        assert np.all(b["label"][unl] == -1) and np.all(b["labelled"][unl] == 0)
+        assert np.all(b["mask"][unl] == 0) and np.all(b["joints"][unl] == 0)
+        seen += len(b["index"])
+    assert seen == len(prepared)
+
+
+def test_sampler_is_a_pure_function_of_seed_and_epoch(prepared):
+    a = list(pipeline.WindowSampler(prepared, CFG, seed=3).epoch(2, 4))
+    b = list(pipeline.WindowSampler(prepared, CFG, seed=3).epoch(2, 4))
+    c = list(pipeline.WindowSampler(prepared, CFG, seed=3).epoch(3, 4))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x["x"], y["x"])
+    assert not all(np.array_equal(x["x"], z["x"]) for x, z in zip(a, c, strict=True))
+
+
+def test_affine_joints_is_the_inverse_map_of_affine_crops():
+    S = 64
+    crop = np.full((1, S, S), pp.BACKGROUND, np.float32)
+    r, c = 20, 40  # a single marked pixel
+    crop[0, r, c] = 0.0
+    a = (c + 0.5) / S * 2 - 1
+    b = (r + 0.5) / S * 2 - 1
+    rot, scale, shift = 0.2, 1.1, np.array([0.05, -0.03])
+    out = pipeline.affine_crops(crop, rot, scale, shift)
+    ja, jb, _ = pipeline.affine_joints(np.array([[a, b, 0.0]]), rot, scale, shift)[0]
+    rr, cc = np.argwhere(out[0] == 0.0).mean(axis=0)
+    assert abs(((cc + 0.5) / S * 2 - 1) - ja) < 2.5 / S and abs(((rr + 0.5) / S * 2 - 1) - jb) < 2.5 / S
+
+
+def test_eval_windows_match_preprocess_resampling(prepared):
+    sampler = pipeline.WindowSampler(prepared, CFG, augment=None)
+    w = sampler.eval_windows()
+    assert w["x"].shape == (len(prepared), 8, 32, 32, 2)
+    s = prepared.frames_of(1)
+    idx = s.start + pp.resample_indices(s.stop - s.start, 8)
+    np.testing.assert_array_equal(w["x"][1, ..., 0], prepared.crops[idx].astype(np.float32))
+
+
+def test_subset_keeps_frames_aligned(prepared):
+    sub = prepared.subset([4, 1])
+    assert sub.names == ["s4", "s1"]
+    np.testing.assert_array_equal(sub.crops[sub.frames_of(1)], prepared.crops[prepared.frames_of(1)])

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from kerasdance.config import RunConfig
+from kerasdance.data import pipeline
+from kerasdance.training.trainer import TrainData, Trainer, make_strategy
+
+TINY = RunConfig().replace(
+    data={"frames": 8, "crop_size": 32},
+    model={"num_classes": 3, "stem_filters": (4, 8, 8, 8), "lstm_units": 8, "conv_filters": (8, 8, 8)},
+    train={"epochs": 3, "batch_size": 4, "warmup_epochs": 1, "labelled_fraction": 0.5},
+)
+
+
+def _trainer(tmp_path, make, cfg=TINY, semi=True):
+    data = make(12)
+    labelled = np.arange(12) < (6 if semi else 12)
+    hidden = pipeline.hide_labels(data, labelled)
+    return Trainer(cfg, tmp_path, TrainData(hidden, None, ["a", "b", "c"], data.labels), make_strategy("default"))
+
+
+def test_semi_supervised_epoch_logs_pseudo_labels(tmp_path, prepared_factory):
+    cfg = TINY.replace(train={"pseudo_threshold": 0.3})  # below 1/3: every top-1 of 3 classes passes
+    tr = _trainer(tmp_path, prepared_factory, cfg)
+    assert tr.semi
+    logs = tr.run_epoch(0, None)
+    assert np.isfinite(logs["loss"])
+    assert logs["pseudo_count"] > 0 and 0.0 <= logs["pseudo_acc"] <= 1.0
+    assert sum(int(c) for c in logs["pseudo_hist"].split()) == logs["pseudo_count"]
+
+
+def test_supervised_only_when_everything_is_labelled(tmp_path, prepared_factory):
+    tr = _trainer(tmp_path, prepared_factory, semi=False)
+    assert not tr.semi
+    assert "pseudo_count" not in tr.run_epoch(0, None)
+
+
+def test_checkpoint_resume_gives_identical_weights(tmp_path, prepared_factory):
+    a = _trainer(tmp_path / "a", prepared_factory)
+    for e in range(3):
+        a.run_epoch(e, None)
+        a.save_checkpoint(e, [], {})
+    b = _trainer(tmp_path / "b", prepared_factory)
+    for e in range(2):
+        b.run_epoch(e, None)
+        b.save_checkpoint(e, [], {})
+    c = _trainer(tmp_path / "b", prepared_factory)  # a fresh trainer, as after a kill
+    epoch, _, _ = c.restore_latest()
+    assert epoch == 1
+    c.run_epoch(2, None)
+    for wa, wc in zip(a.model.get_weights(), c.model.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wc, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_strategy_is_refused():
+    with pytest.raises(ValueError, match="strategy"):
+        make_strategy("horovod")
