@@ -181,11 +181,13 @@ def model_summary(config_file, input_mode, classes):
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSON with data/model/train sections; flags override it.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--init", "init_from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Initialise from another run's model (e.g. pre-trained on synthetic data); same-shape layers.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Preprocessing cache. [~/.cache/kerasdance]")
 @friendly_errors
 def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_for_all, self_training, epochs,
-          batch_size, seed, val_fraction, strategy, config_file, resume, cache_dir):
+          batch_size, seed, val_fraction, strategy, config_file, resume, init_from, cache_dir):
     """Train the LSTM-CNN with the custom loop (Dice-CE 3:1, OHEM, self-training)."""
     from kerasdance.config import RunConfig
     from kerasdance.evaluate import format_report
@@ -197,7 +199,8 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
          "validation_fraction": val_fraction, "strategy": strategy}
     cfg = cfg.replace(train={k: v for k, v in t.items() if v is not None},
                       model={"input_mode": input_mode} if input_mode else {})
-    metrics = run_training(data_dir, run_dir, cfg, resume=resume, cache_dir=cache_dir or default_cache_dir())
+    metrics = run_training(data_dir, run_dir, cfg, resume=resume, cache_dir=cache_dir or default_cache_dir(),
+                           init_from=init_from)
     names = json.loads((run_dir / "classes.json").read_text())
     click.echo(format_report(metrics, names))
     click.echo(f"run saved in {run_dir}")
@@ -264,6 +267,39 @@ def predict(run_dir, file, joints_out, render):
             pos = np.searchsorted(res["frame_index"], np.arange(seq.num_frames), side="right") - 1
             full = res["joints_m"][np.clip(pos, 0, len(res["joints_m"]) - 1)]
         click.echo(f"wrote {animation_gif(seq, render, full)}")
+
+
+# --- export -------------------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["float32", "float16", "dynamic", "int8"]), default="int8",
+              show_default=True, help="int8: full integer (int8 in/out), calibrated on the run's training windows.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="MODEL.tflite; the sidecar MODEL.tflite.json is written next to it.")
+@click.option("--qat", is_flag=True, help="Quantisation-aware fine-tune (Conv2D/Dense; the LSTM stays float).")
+@click.option("--prune", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Prune to this sparsity (fine-tune with the pruning step driven by the loop).")
+@click.option("--unroll/--no-unroll", default=True, show_default=True,
+              help="Unrolled LSTM (fastest int8 on the interpreter) or the fused UNIDIRECTIONAL_SEQUENCE_LSTM.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the verification report (size, accuracy and MPJPE Keras vs TFLite, max diff) as JSON.")
+@click.option("--max-drop", type=float, default=1.0, show_default=True,
+              help="Fail when the TFLite model loses more accuracy points than this against Keras.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Dataset for calibration and verification (default: the run's).")
+@click.option("--no-verify", is_flag=True, help="Skip running the .tflite on the test split.")
+@friendly_errors
+def export(run_dir, fmt, out_path, qat, prune, unroll, report_path, max_drop, data_dir, no_verify):
+    """Quantise and convert a run's model to TFLite, then verify it with ai-edge-litert."""
+    from tools.export import export_run
+
+    rep = export_run(run_dir, out_path, format=fmt, qat=qat, prune=prune, unroll=unroll, report_path=report_path,
+                     max_drop=max_drop, data_dir=data_dir, verify=not no_verify)
+    click.echo(f"wrote {out_path} ({rep['size_bytes'] / 1e6:.2f} MB) and {out_path.name}.json")
+    if "accuracy_tflite" in rep:
+        click.echo(f"accuracy: keras {rep['accuracy_keras'] * 100:.1f}%  tflite {rep['accuracy_tflite'] * 100:.1f}%   "
+                   f"MPJPE: keras {rep['mpjpe_keras_mm']:.1f} mm  tflite {rep['mpjpe_tflite_mm']:.1f} mm   "
+                   f"max |diff| {rep['max_abs_diff']:.2e}")
 
 
 def main():

@@ -243,6 +243,25 @@ class Trainer:
         sampler = WindowSampler(prepared, self.cfg.data, self.cfg.model.input_mode, augment=None)
         return predict_windows(model or self.model, sampler, batch_size)
 
+    def init_from(self, other_run) -> int:
+        """Copy weights layer by layer (by name, where shapes match) from another run's model."""
+        path = Path(other_run) / "model.keras"
+        if not path.exists():
+            raise FileNotFoundError(f"--init {other_run}: no model.keras there")
+        src = keras.models.load_model(path, safe_mode=True, compile=False)
+        by_name = {layer.name: layer for layer in src.layers}
+        copied = 0
+        for layer in self.model.layers:
+            other = by_name.get(layer.name)
+            if other is None or not layer.weights:
+                continue
+            w = other.get_weights()
+            if [a.shape for a in w] == [b.shape for b in layer.get_weights()]:
+                layer.set_weights(w)
+                copied += 1
+        self.teacher.set_weights(self.model.get_weights())
+        return copied
+
     # --- checkpoints ----------------------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, logs_history: list[dict], best: dict) -> None:
         ck = self.run_dir / "checkpoints"
@@ -324,8 +343,11 @@ def _stratified(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 
 
 def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=None, verbose: int = 1,
-          callbacks: list | None = None) -> dict:
+          callbacks: list | None = None, init_from=None) -> dict:
     """Train (or resume) a run. Returns the final metrics dict (also in ``RUN_DIR/metrics.json``).
+
+    ``init_from`` (a run folder) initialises every layer whose weights have the same shapes from that
+    run's model, e.g. pre-training on synthetic data; the class head is skipped when the classes differ.
 
     Raises:
         KerasdanceError: when ``run_dir`` holds another run and ``resume`` is False, or on bad data.
@@ -353,6 +375,9 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
     (run_dir / "classes.json").write_text(json.dumps(data.class_names))
     (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
     trainer = Trainer(cfg, run_dir, data, strategy)
+    if init_from is not None and not resume:
+        n = trainer.init_from(init_from)
+        log.info("initialised %d layers from %s", n, init_from)
     history: list[dict] = []
     best = {"val_acc": -1.0, "epoch": -1}
     start = 0
