@@ -1,0 +1,648 @@
+"""Dataset index over a folder, evaluation protocols, the generic layout and ``inspect``.
+
+Two folder layouts are recognised by ``Dataset.open``:
+
+* **MSR layout**: MSR-Action3D files ``aXX_sYY_eZZ_{sdepth.bin,skeleton3D.txt,skeleton.txt}``
+  in the folder or in its subfolders one level down (e.g. ``Depth/`` and ``Skeleton/``). The
+  class names are ``MSR_ACTIONS`` unless a ``classes.txt`` (one class name per line, in label
+  order) sits in the folder. The label of ``aXX`` is ``XX - 1``.
+* **Generic layout** (``kerasdance-generic`` version 1): a folder holding ``dataset.json`` and
+  one ``.npz`` per sequence.
+
+Generic layout, exactly:
+
+``<name>.npz`` (``np.savez``/``np.savez_compressed``, no pickled objects):
+    ``depth_mm``: ``(frames, height, width)`` uint16 depth in millimetres, 0 = no reading;
+    ``height``/``width`` equal the intrinsics' ``height``/``width``.
+    ``joints_m`` (optional): ``(frames, J, 3)`` float32 camera metres (x right, y up, z away
+    from the sensor), NaN = missing, ``J = len(joint_names)``, same ``frames`` as ``depth_mm``.
+    At least one of the two arrays is present.
+
+``dataset.json``::
+
+    {
+      "format": "kerasdance-generic",
+      "version": 1,
+      "class_names": ["class 0", "class 1", ...],
+      "joint_names": [... the 20 names of kerasdance.skeleton.JOINT_NAMES, in that order ...],
+      "intrinsics": {"fx": 285.63, "fy": 285.63, "cx": 160.0, "cy": 120.0, "width": 320, "height": 240},
+      "sequences": [
+        {"file": "a01_s01_e01.npz", "label": "class 0" or null, "subject": 1 or null, "episode": 1 or null},
+        ...
+      ]
+    }
+
+``file`` is relative to the folder (no ``..``); the sequence name is the file's stem; ``label``
+is a class name from ``class_names`` or null (unlabelled). Every field is validated on open
+(and array dtypes/shapes on load); a violation raises ``DataFormatError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from kerasdance.camera import KINECT_V1, Intrinsics
+from kerasdance.data import msr
+from kerasdance.data.types import Sequence
+from kerasdance.errors import DataFormatError
+from kerasdance.skeleton import JOINT_NAMES, NUM_JOINTS
+
+log = logging.getLogger("kerasdance.data")
+
+GENERIC_FORMAT = "kerasdance-generic"
+GENERIC_VERSION = 1
+DATASET_JSON = "dataset.json"
+CLASSES_TXT = "classes.txt"
+PROTOCOLS: tuple[str, ...] = ("cross-subject", "as1", "as2", "as3")
+_ACTION_SETS = {"as1": msr.AS1, "as2": msr.AS2, "as3": msr.AS3}
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceRef:
+    """One sequence of a dataset, before loading.
+
+    Attributes:
+        name: sequence name (``aXX_sYY_eZZ`` or the ``.npz`` stem).
+        label: 0-based class index, None when unlabelled.
+        subject: 1-based performer id, None when unknown.
+        episode: 1-based repetition id, None when unknown.
+        modalities: subset of ``("depth", "skeleton")``.
+        paths: file kind -> path (``"sdepth"``, ``"skeleton3D"``, ``"skeleton"`` as in ``msr.KIND_SUFFIXES``,
+            or ``"npz"`` for the generic layout).
+    """
+
+    name: str
+    label: int | None
+    subject: int | None
+    episode: int | None
+    modalities: tuple[str, ...]
+    paths: dict[str, Path] = dataclasses.field(compare=False)
+
+
+class Dataset:
+    """An indexed dataset folder; open one with ``Dataset.open(path)``.
+
+    Attributes:
+        root: the folder.
+        layout: ``"msr"`` or ``"generic"``.
+        class_names: class names in label order.
+        joint_names: joint names in joint order.
+        intrinsics: the depth camera (per-sequence intrinsics are on the loaded ``Sequence``).
+        refs: the sequences, sorted by name.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        layout: str,
+        class_names: tuple[str, ...],
+        joint_names: tuple[str, ...],
+        intrinsics: Intrinsics,
+        refs: list[SequenceRef],
+    ):
+        self.root = Path(root)
+        self.layout = layout
+        self.class_names = tuple(class_names)
+        self.joint_names = tuple(joint_names)
+        self.intrinsics = intrinsics
+        self.refs = sorted(refs, key=lambda r: r.name)
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __iter__(self) -> Iterator[SequenceRef]:
+        return iter(self.refs)
+
+    def __repr__(self) -> str:
+        return f"Dataset(root={str(self.root)!r}, layout={self.layout!r}, sequences={len(self)})"
+
+    @classmethod
+    def open(cls, path: str | Path) -> Dataset:
+        """Index a folder in the MSR or the generic layout.
+
+        Args:
+            path: the folder (or its ``dataset.json``).
+
+        Returns:
+            The ``Dataset``.
+
+        Raises:
+            FileNotFoundError: no such folder.
+            DataFormatError: not a folder, no recognisable files, or invalid metadata/labels.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such dataset folder")
+        if path.is_file() and path.name == DATASET_JSON:
+            path = path.parent
+        if not path.is_dir():
+            raise DataFormatError(f"{path}: not a folder (expected a dataset folder)")
+        if (path / DATASET_JSON).is_file():
+            return _open_generic(path)
+        return _open_msr(path)
+
+    def load(self, ref: SequenceRef) -> Sequence:
+        """Load one sequence.
+
+        Raises:
+            FileNotFoundError: a file vanished.
+            DataFormatError: a bad file.
+        """
+        if self.layout == "generic":
+            return _load_npz(ref, self.intrinsics, self.joint_names)
+        seq = msr.load_msr_files(ref.name, ref.paths)
+        seq.label = ref.label
+        return seq
+
+
+# --- MSR layout ----------------------------------------------------------------------------------------------
+def _read_classes_txt(path: Path) -> tuple[str, ...]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
+    names = tuple(ln.strip() for ln in text.splitlines() if ln.strip())
+    if not names:
+        raise DataFormatError(f"{path}: no class names (expected one per line)")
+    if len(set(names)) != len(names):
+        raise DataFormatError(f"{path}: duplicate class names in {list(names)!r}")
+    return names
+
+
+def _open_msr(root: Path) -> Dataset:
+    candidates = [p for p in root.iterdir() if p.is_file()]
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        candidates += [p for p in sub.iterdir() if p.is_file()]
+    files: dict[str, dict[str, Path]] = {}
+    skipped = 0
+    for p in sorted(candidates):
+        if p.name.startswith(".") or (p.parent == root and p.name == CLASSES_TXT):
+            continue
+        try:
+            name = msr.parse_name(p)
+        except DataFormatError:
+            log.warning("%s: skipped, not an MSR-Action3D file name", p)
+            skipped += 1
+            continue
+        if name.kind not in msr.KIND_SUFFIXES:
+            log.warning("%s: skipped, no MSR file kind (_sdepth.bin, _skeleton3D.txt, _skeleton.txt)", p)
+            skipped += 1
+            continue
+        entry = files.setdefault(name.stem, {})
+        if name.kind in entry:
+            log.warning("%s: skipped, duplicate of %s", p, entry[name.kind])
+            continue
+        entry[name.kind] = p
+    if not files:
+        extra = f" ({skipped} files with other names skipped)" if skipped else ""
+        raise DataFormatError(f"{root}: no MSR-Action3D files (aXX_sYY_eZZ_<kind>) and no {DATASET_JSON}{extra}")
+    classes_path = root / CLASSES_TXT
+    class_names = _read_classes_txt(classes_path) if classes_path.is_file() else msr.MSR_ACTIONS
+    refs = []
+    for stem, paths in files.items():
+        name = msr.parse_name(stem)
+        if name.action > len(class_names):
+            raise DataFormatError(
+                f"{next(iter(paths.values()))}: action {name.action} is beyond the {len(class_names)} class names"
+                + (f" of {classes_path}" if classes_path.is_file() else " of MSR-Action3D")
+            )
+        modalities = tuple(
+            m for m, kinds in (("depth", (msr.KIND_DEPTH,)), ("skeleton", (msr.KIND_SKELETON3D, msr.KIND_SCREEN)))
+            if any(k in paths for k in kinds)
+        )  # fmt: skip
+        refs.append(SequenceRef(stem, name.action - 1, name.subject, name.episode, modalities, dict(paths)))
+    return Dataset(root, "msr", class_names, JOINT_NAMES, KINECT_V1, refs)
+
+
+# --- generic layout ------------------------------------------------------------------------------------------
+def _optional_int(meta: Path, i: int, entry: dict, key: str) -> int | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DataFormatError(f"{meta}: sequences[{i}].{key} must be a non-negative integer or null. "
+                              f"Received: {key}={value!r}")
+    return value
+
+
+def _open_generic(root: Path) -> Dataset:
+    meta = root / DATASET_JSON
+    try:
+        d = json.loads(meta.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataFormatError(f"{meta}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise DataFormatError(f"{meta}: top level must be an object. Received: {type(d).__name__}")
+    if d.get("format") != GENERIC_FORMAT:
+        raise DataFormatError(f"{meta}: format must be {GENERIC_FORMAT!r}. Received: format={d.get('format')!r}")
+    if d.get("version") != GENERIC_VERSION:
+        raise DataFormatError(f"{meta}: unsupported version. Received: version={d.get('version')!r}, "
+                              f"expected {GENERIC_VERSION}")
+    class_names = d.get("class_names")
+    if (not isinstance(class_names, list) or not class_names
+            or not all(isinstance(c, str) and c for c in class_names) or len(set(class_names)) != len(class_names)):
+        raise DataFormatError(f"{meta}: class_names must be a non-empty list of distinct strings. "
+                              f"Received: class_names={class_names!r}")
+    joint_names = d.get("joint_names")
+    if joint_names != list(JOINT_NAMES):
+        raise DataFormatError(f"{meta}: joint_names must be the {NUM_JOINTS} kerasdance joint names in order "
+                              f"{list(JOINT_NAMES)}. Received: joint_names={joint_names!r}")
+    intr = d.get("intrinsics")
+    keys = ("fx", "fy", "cx", "cy", "width", "height")
+    if not isinstance(intr, dict) or set(intr) != set(keys):
+        raise DataFormatError(f"{meta}: intrinsics must be an object with keys {list(keys)}. Received: {intr!r}")
+    if (not all(isinstance(intr[k], int | float) and not isinstance(intr[k], bool) and math.isfinite(intr[k])
+                for k in keys) or not all(isinstance(intr[k], int) for k in ("width", "height"))):
+        raise DataFormatError(f"{meta}: intrinsics must be finite numbers (width/height integers). Received: {intr!r}")
+    try:
+        intrinsics = Intrinsics.from_dict(intr)
+    except ValueError as e:
+        raise DataFormatError(f"{meta}: bad intrinsics ({e})") from None
+    seqs = d.get("sequences")
+    if not isinstance(seqs, list) or not seqs:
+        raise DataFormatError(f"{meta}: sequences must be a non-empty list. Received: sequences={seqs!r:.80}")
+    index = {c: i for i, c in enumerate(class_names)}
+    refs, seen = [], set()
+    for i, entry in enumerate(seqs):
+        if not isinstance(entry, dict):
+            raise DataFormatError(f"{meta}: sequences[{i}] must be an object. Received: {entry!r:.80}")
+        file = entry.get("file")
+        if (not isinstance(file, str) or not file.endswith(".npz") or Path(file).is_absolute()
+                or ".." in Path(file).parts or "\\" in file):
+            raise DataFormatError(f"{meta}: sequences[{i}].file must be a relative .npz path inside the folder. "
+                                  f"Received: file={file!r}")
+        p = root / file
+        if not p.is_file():
+            raise DataFormatError(f"{meta}: sequences[{i}].file {file!r} is missing from {root}")
+        name = Path(file).stem
+        if name in seen:
+            raise DataFormatError(f"{meta}: two sequences are named {name!r}")
+        seen.add(name)
+        label = entry.get("label")
+        if label is not None and (not isinstance(label, str) or label not in index):
+            raise DataFormatError(f"{meta}: sequences[{i}] ({file}) has an unknown class name. "
+                                  f"Received: label={label!r}; class_names={class_names!r}")
+        subject = _optional_int(meta, i, entry, "subject")
+        episode = _optional_int(meta, i, entry, "episode")
+        try:
+            with zipfile.ZipFile(p) as z:
+                members = {n.removesuffix(".npy") for n in z.namelist()}
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DataFormatError(f"{p}: not a .npz file ({e})") from None
+        modalities = tuple(m for m, k in (("depth", "depth_mm"), ("skeleton", "joints_m")) if k in members)
+        if not modalities:
+            raise DataFormatError(f"{p}: holds neither depth_mm nor joints_m. Received arrays: {sorted(members)}")
+        refs.append(SequenceRef(name, None if label is None else index[label], subject, episode, modalities,
+                                {"npz": p}))
+    return Dataset(root, "generic", tuple(class_names), tuple(joint_names), intrinsics, refs)
+
+
+def _load_npz(ref: SequenceRef, intrinsics: Intrinsics, joint_names: tuple[str, ...]) -> Sequence:
+    p = ref.paths["npz"]
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if k in ("depth_mm", "joints_m")}
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise DataFormatError(f"{p}: cannot be read as .npz ({str(e)[:100]})") from None
+    depth = arrays.get("depth_mm")
+    joints = arrays.get("joints_m")
+    if depth is None and joints is None:
+        raise DataFormatError(f"{p}: holds neither depth_mm nor joints_m")
+    hw = (intrinsics.height, intrinsics.width)
+    if depth is not None:
+        if depth.dtype != np.uint16 or depth.ndim != 3 or depth.shape[1:] != hw or len(depth) == 0:
+            raise DataFormatError(f"{p}: depth_mm must be (frames, {hw[0]}, {hw[1]}) uint16 with frames > 0. "
+                                  f"Received: shape={depth.shape}, dtype={depth.dtype}")
+    if joints is not None:
+        if (joints.dtype.kind != "f" or joints.ndim != 3 or joints.shape[1:] != (len(joint_names), 3)
+                or len(joints) == 0):
+            raise DataFormatError(f"{p}: joints_m must be (frames, {len(joint_names)}, 3) float32. "
+                                  f"Received: shape={joints.shape}, dtype={joints.dtype}")
+        joints = joints.astype(np.float32)
+        if depth is not None and len(joints) != len(depth):
+            raise DataFormatError(f"{p}: joints_m has {len(joints)} frames but depth_mm has {len(depth)}")
+    return Sequence(ref.name, depth, joints, ref.label, ref.subject, ref.episode, intrinsics)
+
+
+def write_generic(
+    out_dir: str | Path,
+    sequences: Iterable[Sequence],
+    class_names: Iterable[str],
+    intrinsics: Intrinsics,
+) -> Path:
+    """Write sequences in the generic layout (one ``.npz`` each plus ``dataset.json``).
+
+    Args:
+        out_dir: the folder (created if needed; an existing ``dataset.json`` is replaced).
+        sequences: the sequences; names must be distinct file-name-safe stems.
+        class_names: class names in label order.
+        intrinsics: the one camera of every sequence.
+
+    Returns:
+        The path of ``dataset.json``.
+
+    Raises:
+        ValueError: a label beyond the class names, a sequence with other intrinsics or depth
+            size, a bad or repeated name, no sequences.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    class_names = [str(c) for c in class_names]
+    if not class_names or len(set(class_names)) != len(class_names):
+        raise ValueError(f"class_names must be non-empty and distinct. Received: class_names={class_names!r}")
+    entries, seen = [], set()
+    for seq in sequences:
+        name = seq.name
+        if not name or name in seen or Path(name).name != name or name.startswith(".") or "\\" in name:
+            raise ValueError(f"sequence names must be distinct plain file stems. Received: name={name!r}")
+        seen.add(name)
+        if seq.intrinsics != intrinsics:
+            raise ValueError(f"{name}: its intrinsics differ from the dataset's. "
+                             f"Received: {seq.intrinsics!r}, expected {intrinsics!r}")
+        if seq.label is not None and not 0 <= seq.label < len(class_names):
+            raise ValueError(f"{name}: label beyond the {len(class_names)} class names. Received: label={seq.label!r}")
+        arrays: dict[str, np.ndarray] = {}
+        if seq.depth_mm is not None:
+            depth = np.asarray(seq.depth_mm)
+            if depth.ndim != 3 or depth.shape[1:] != (intrinsics.height, intrinsics.width):
+                raise ValueError(f"{name}: depth_mm must be (frames, {intrinsics.height}, {intrinsics.width}). "
+                                 f"Received: shape={depth.shape}")
+            arrays["depth_mm"] = depth.astype(np.uint16)
+        if seq.joints_m is not None:
+            arrays["joints_m"] = np.asarray(seq.joints_m, dtype=np.float32)
+        if not arrays:
+            raise ValueError(f"{name}: has neither depth nor joints")
+        np.savez_compressed(out_dir / f"{name}.npz", **arrays)
+        entries.append({
+            "file": f"{name}.npz",
+            "label": None if seq.label is None else class_names[seq.label],
+            "subject": None if seq.subject is None else int(seq.subject),
+            "episode": None if seq.episode is None else int(seq.episode),
+        })  # fmt: skip
+    if not entries:
+        raise ValueError("no sequences to write")
+    meta = {
+        "format": GENERIC_FORMAT, "version": GENERIC_VERSION, "class_names": class_names,
+        "joint_names": list(JOINT_NAMES), "intrinsics": intrinsics.to_dict(), "sequences": entries,
+    }  # fmt: skip
+    path = out_dir / DATASET_JSON
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    log.info("wrote %d sequences to %s", len(entries), out_dir)
+    return path
+
+
+def convert_msr_to_generic(msr_dir: str | Path, out_dir: str | Path) -> Path:
+    """Convert an MSR-layout folder to the generic layout.
+
+    Args:
+        msr_dir: the MSR folder.
+        out_dir: the output folder.
+
+    Returns:
+        The path of the written ``dataset.json``.
+
+    Raises:
+        FileNotFoundError: no such folder.
+        DataFormatError: ``msr_dir`` is not an MSR-layout folder or a file in it is bad.
+        ValueError: sequences with different depth sizes.
+    """
+    ds = Dataset.open(msr_dir)
+    if ds.layout != "msr":
+        raise DataFormatError(f"{msr_dir}: already in the generic layout (has {DATASET_JSON})")
+    seqs = (ds.load(r) for r in ds.refs)
+    first = next(seqs)
+
+    def chained():
+        yield first
+        yield from seqs
+
+    return write_generic(out_dir, chained(), ds.class_names, first.intrinsics)
+
+
+# --- protocols -----------------------------------------------------------------------------------------------
+class Split(NamedTuple):
+    """Train and test refs of a protocol and the class names their labels index."""
+
+    train: list[SequenceRef]
+    test: list[SequenceRef]
+    class_names: tuple[str, ...]
+
+
+def split(refs: Iterable[SequenceRef], protocol: str, class_names: Iterable[str]) -> Split:
+    """Split refs by an evaluation protocol.
+
+    ``"cross-subject"``: subjects 1, 3, 5, 7, 9 (and unknown subjects) train, the others test.
+    ``"as1"``/``"as2"``/``"as3"``: the same, restricted to the 8 actions of the MSR-Action3D
+    action set, labels re-indexed 0..7 in action-id order (unlabelled refs are left out).
+
+    Args:
+        refs: the sequences.
+        protocol: one of ``PROTOCOLS``.
+        class_names: the dataset's class names (the 20 MSR actions for the AS protocols).
+
+    Returns:
+        The ``Split``.
+
+    Raises:
+        ValueError: unknown protocol, or an AS protocol on a dataset without the MSR classes.
+    """
+    refs = list(refs)
+    class_names = tuple(class_names)
+    key = str(protocol).lower()
+    if key not in PROTOCOLS:
+        raise ValueError(f"Unknown protocol. Received: protocol={protocol!r}; valid: {list(PROTOCOLS)}")
+    if key in _ACTION_SETS:
+        if class_names != msr.MSR_ACTIONS:
+            raise ValueError(f"Protocol {protocol!r} needs the 20 MSR-Action3D classes. "
+                             f"Received: class_names={list(class_names)!r}")
+        actions = _ACTION_SETS[key]
+        remap = {a - 1: i for i, a in enumerate(actions)}
+        refs = [dataclasses.replace(r, label=remap[r.label]) for r in refs if r.label in remap]
+        class_names = tuple(msr.MSR_ACTIONS[a - 1] for a in actions)
+    train = [r for r in refs if r.subject is None or r.subject in msr.CROSS_SUBJECT_TRAIN]
+    test = [r for r in refs if not (r.subject is None or r.subject in msr.CROSS_SUBJECT_TRAIN)]
+    return Split(train, test, class_names)
+
+
+def labelled_mask(refs: Iterable[Any], fraction: float, seed: int) -> np.ndarray:
+    """Choose which sequences keep their labels: stratified by class, seeded.
+
+    Per class, ``max(1, round(fraction * n))`` sequences are labelled (all of them for
+    ``fraction == 1``). Refs whose ``label`` is None or negative are never labelled. Only
+    ``ref.label`` is read.
+
+    Args:
+        refs: objects with a ``label`` attribute.
+        fraction: in (0, 1].
+        seed: seed of ``np.random.default_rng``.
+
+    Returns:
+        ``(len(refs),)`` bool mask.
+
+    Raises:
+        ValueError: ``fraction`` outside (0, 1].
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating | np.integer) \
+            or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1]. Received: fraction={fraction!r}")
+    labels = np.array([-1 if r.label is None else int(r.label) for r in refs], dtype=np.int64)
+    mask = np.zeros(len(labels), bool)
+    if fraction == 1:
+        return labels >= 0
+    rng = np.random.default_rng(seed)
+    for c in np.unique(labels[labels >= 0]):
+        idx = np.flatnonzero(labels == c)
+        k = min(len(idx), max(1, int(math.floor(fraction * len(idx) + 0.5))))
+        mask[rng.permutation(idx)[:k]] = True
+    return mask
+
+
+# --- inspect -------------------------------------------------------------------------------------------------
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Load every sequence and summarise the dataset (a JSON-serialisable dict).
+
+    A sequence that fails to load, and every warning logged while loading, becomes an entry
+    of ``problems`` rather than an exception.
+
+    Args:
+        dataset: the opened dataset.
+        progress: optional callable ``(done, total)``.
+
+    Returns:
+        ``{"root", "layout", "num_sequences", "class_names", "per_class", "unlabelled", "per_subject",
+        "modalities", "frames": {"min", "median", "max"}, "depth_mm": {"min", "max"} (nonzero; None
+        without depth), "zero_frames", "zero_sequences", "invalid_joint_rows", "problems"}``.
+    """
+    per_class = {c: 0 for c in dataset.class_names}
+    per_subject: dict[str, int] = {}
+    modalities = {"depth": 0, "skeleton": 0}
+    unlabelled = 0
+    for r in dataset.refs:
+        if r.label is None:
+            unlabelled += 1
+        else:
+            per_class[dataset.class_names[r.label]] += 1
+        key = "unknown" if r.subject is None else str(r.subject)
+        per_subject[key] = per_subject.get(key, 0) + 1
+        for m in r.modalities:
+            modalities[m] += 1
+    lengths: list[int] = []
+    dmin, dmax = None, None
+    zero_frames = zero_seqs = invalid_rows = 0
+    problems: list[str] = []
+    logger = logging.getLogger("kerasdance.data")
+    handler = _Collect()
+    old_level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    try:
+        for i, ref in enumerate(dataset.refs):
+            if progress:
+                progress(i, len(dataset.refs))
+            try:
+                seq = dataset.load(ref)
+            except (DataFormatError, OSError) as e:
+                problems.append(f"{ref.name}: failed to load: {e}")
+                continue
+            lengths.append(seq.num_frames)
+            if seq.depth_mm is not None:
+                nz = seq.depth_mm[seq.depth_mm > 0]
+                if nz.size:
+                    lo, hi = int(nz.min()), int(nz.max())
+                    dmin = lo if dmin is None else min(dmin, lo)
+                    dmax = hi if dmax is None else max(dmax, hi)
+                valid = seq.depth_valid
+                zero_frames += int((~valid).sum())
+                zero_seqs += int(not valid.any())
+            if seq.joints_m is not None:
+                invalid_rows += int(np.isnan(seq.joints_m).any(axis=-1).sum())
+            if {msr.KIND_SKELETON3D, msr.KIND_SCREEN} <= set(ref.paths):
+                try:
+                    n3 = len(msr.read_skeleton3d(ref.paths[msr.KIND_SKELETON3D])[0])
+                    ns = len(msr.read_skeleton_screen(ref.paths[msr.KIND_SCREEN])[0])
+                    if n3 != ns:
+                        problems.append(f"{ref.name}: screen skeleton has {ns} frames, real-world has {n3}")
+                except (DataFormatError, OSError) as e:
+                    problems.append(f"{ref.name}: {e}")
+            if progress:
+                progress(i + 1, len(dataset.refs))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    problems = list(dict.fromkeys(handler.messages + problems))
+    return {
+        "root": str(dataset.root),
+        "layout": dataset.layout,
+        "num_sequences": len(dataset.refs),
+        "class_names": list(dataset.class_names),
+        "per_class": per_class,
+        "unlabelled": unlabelled,
+        "per_subject": dict(sorted(per_subject.items(), key=lambda kv: (not kv[0].isdigit(), int(kv[0])
+                                                                         if kv[0].isdigit() else 0))),
+        "modalities": modalities,
+        "frames": {
+            "min": int(min(lengths)) if lengths else None,
+            "median": float(np.median(lengths)) if lengths else None,
+            "max": int(max(lengths)) if lengths else None,
+        },
+        "depth_mm": None if dmin is None else {"min": dmin, "max": dmax},
+        "zero_frames": zero_frames,
+        "zero_sequences": zero_seqs,
+        "invalid_joint_rows": invalid_rows,
+        "problems": problems,
+    }
+
+
+def format_inspect(summary: dict) -> str:
+    """A readable multi-line table of an ``inspect`` summary (for the CLI)."""
+    lines = [
+        f"dataset    {summary['root']}  ({summary['layout']} layout, {summary['num_sequences']} sequences)",
+        f"modalities depth: {summary['modalities']['depth']}, skeleton: {summary['modalities']['skeleton']}",
+    ]
+    fr = summary["frames"]
+    if fr["min"] is not None:
+        lines.append(f"frames     min {fr['min']}, median {fr['median']:g}, max {fr['max']}")
+    dm = summary["depth_mm"]
+    lines.append("depth      none" if dm is None else f"depth      {dm['min']}..{dm['max']} mm (nonzero)")
+    lines.append(f"zero depth frames {summary['zero_frames']}, all-zero sequences {summary['zero_sequences']}, "
+                 f"invalid joint rows {summary['invalid_joint_rows']}")
+    lines.append("")
+    names = list(summary["per_class"])
+    w = max([len("class")] + [len(n) for n in names])
+    lines.append(f"{'id':>3}  {'class':<{w}}  count")
+    for i, n in enumerate(names):
+        lines.append(f"{i:>3}  {n:<{w}}  {summary['per_class'][n]:>5}")
+    if summary.get("unlabelled"):
+        lines.append(f"{'-':>3}  {'(unlabelled)':<{w}}  {summary['unlabelled']:>5}")
+    lines.append("")
+    lines.append("subject  count")
+    for s, n in summary["per_subject"].items():
+        lines.append(f"{s:>7}  {n:>5}")
+    problems = summary["problems"]
+    lines.append("")
+    lines.append(f"problems   {len(problems)}" if problems else "problems   none")
+    lines += [f"  - {p}" for p in problems]
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from kerasdance import __version__
+from kerasdance.cli import cli
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_version_and_help(runner):
+    res = runner.invoke(cli, ["--version"])
+    assert res.exit_code == 0 and __version__ in res.output
+    res = runner.invoke(cli, ["-h"])
+    assert res.exit_code == 0 and "kerasdance train" in res.output
+    for cmd in (["train", "-h"], ["evaluate", "-h"], ["export", "-h"], ["synth", "-h"], ["data", "inspect", "-h"]):
+        res = runner.invoke(cli, cmd)
+        assert res.exit_code == 0, cmd
+        assert "Usage:" in res.output
+
+
+def test_model_summary_prints_params_and_flops(runner):
+    res = runner.invoke(cli, ["model", "summary", "--classes", "11"])
+    assert res.exit_code == 0, res.output
+    assert "parameters:" in res.output and "FLOPs per window" in res.output
+
+
+def test_evaluate_refuses_a_folder_that_is_not_a_run(runner, tmp_path):
+    res = runner.invoke(cli, ["evaluate", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "has no model.keras" in res.output and "Traceback" not in res.output
+
+
+def test_train_refuses_an_empty_data_folder(runner, tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(cli, ["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 1 and "Error:" in res.output and "Traceback" not in res.output
+
+
+def test_bad_config_file_is_one_line(runner, tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"train": {"epochz": 3}}))
+    (tmp_path / "d").mkdir()
+    res = runner.invoke(cli, ["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"), "--config",
+                              str(cfg)])
+    assert res.exit_code == 1 and "epochz" in res.output

@@ -1,0 +1,309 @@
+"""Dataset index (MSR and generic layouts), protocols, labelled fraction, conversion and inspect."""
+
+import json
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kerasdance.camera import KINECT_V1, Intrinsics
+from kerasdance.data import msr
+from kerasdance.data.dataset import (
+    Dataset,
+    SequenceRef,
+    convert_msr_to_generic,
+    format_inspect,
+    inspect,
+    labelled_mask,
+    split,
+    write_generic,
+)
+from kerasdance.data.types import Sequence
+from kerasdance.errors import DataFormatError
+from kerasdance.skeleton import JOINT_NAMES
+
+H, W = 6, 8
+
+
+def make_seq(action=1, subject=1, episode=1, frames=4, seed=0):
+    rng = np.random.default_rng(seed)
+    depth = rng.integers(500, 4000, (frames, H, W)).astype(np.uint16)
+    joints = np.stack([rng.uniform(-0.8, 0.8, (frames, 20)), rng.uniform(-0.8, 0.8, (frames, 20)),
+                       rng.uniform(1.5, 3.5, (frames, 20))], axis=-1).astype(np.float32)
+    return Sequence(msr.format_name(action, subject, episode, ""), depth, joints, label=action - 1,
+                    subject=subject, episode=episode)
+
+
+def msr_folder(root, actions=(1, 2, 6), subjects=(1, 2, 3), frames=4):
+    for i, (a, s) in enumerate((a, s) for a in actions for s in subjects):
+        msr.write_msr_sequence(root, make_seq(a, s, 1, frames, seed=i))
+    return root
+
+
+def ref(label, subject=1, name="x"):
+    return SequenceRef(name, label, subject, 1, ("skeleton",), {})
+
+
+# --- MSR layout ----------------------------------------------------------------------------------------------
+def test_open_msr_folder(tmp_path):
+    ds = Dataset.open(msr_folder(tmp_path))
+    assert ds.layout == "msr" and len(ds) == 9 and ds.class_names == msr.MSR_ACTIONS
+    assert ds.joint_names == JOINT_NAMES and ds.intrinsics == KINECT_V1
+    assert [r.name for r in ds] == sorted(r.name for r in ds.refs)
+    r = ds.refs[0]
+    assert (r.name, r.label, r.subject, r.episode, r.modalities) == ("a01_s01_e01", 0, 1, 1, ("depth", "skeleton"))
+    assert set(r.paths) == set(msr.KIND_SUFFIXES)
+    seq = ds.load(ds.refs[-1])
+    assert seq.name == "a06_s03_e01" and seq.label == 5 and seq.depth_mm.shape == (4, H, W)
+
+
+def test_open_msr_subfolders_one_level_down(tmp_path):
+    msr_folder(tmp_path / "all", actions=(3,), subjects=(1, 2))
+    (tmp_path / "root" / "Depth").mkdir(parents=True)
+    (tmp_path / "root" / "Skeleton").mkdir()
+    for p in (tmp_path / "all").iterdir():
+        sub = "Depth" if p.name.endswith(".bin") else "Skeleton"
+        p.rename(tmp_path / "root" / sub / p.name)
+    ds = Dataset.open(tmp_path / "root")
+    assert len(ds) == 2 and all(r.modalities == ("depth", "skeleton") for r in ds)
+    assert ds.load(ds.refs[1]).joints_m.shape == (4, 20, 3)
+
+
+def test_classes_txt_and_labels_beyond_classes(tmp_path):
+    msr_folder(tmp_path, actions=(1, 2), subjects=(1,))
+    (tmp_path / "classes.txt").write_text("plie\r\n\nrelevé\n")
+    ds = Dataset.open(tmp_path)
+    assert ds.class_names == ("plie", "relevé") and len(ds) == 2
+    msr.write_msr_sequence(tmp_path, make_seq(action=3))
+    with pytest.raises(DataFormatError, match="action 3 .*2 class names"):
+        Dataset.open(tmp_path)
+
+
+def test_unparseable_names_are_skipped_with_a_warning(tmp_path, caplog):
+    msr_folder(tmp_path, actions=(1,), subjects=(1,))
+    (tmp_path / "notes.txt").write_text("hello")
+    with caplog.at_level(logging.WARNING, logger="kerasdance.data"):
+        ds = Dataset.open(tmp_path)
+    assert len(ds) == 1 and "notes.txt" in caplog.text
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Dataset.open(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFormatError, match="empty"):
+        Dataset.open(tmp_path / "empty")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "readme.md").write_text("x")
+    (tmp_path / "junk" / "a1_s1_e1_sdepth.bin").write_bytes(b"x")
+    with pytest.raises(DataFormatError, match="junk.*2 files"):
+        Dataset.open(tmp_path / "junk")
+
+
+# --- protocols -----------------------------------------------------------------------------------------------
+def all_msr_refs():
+    return [ref(a - 1, s, msr.format_name(a, s, 1, "")) for a in range(1, 21) for s in range(1, 11)]
+
+
+def test_cross_subject_split():
+    refs = all_msr_refs() + [ref(0, None, "unknown_subject")]
+    sp = split(refs, "cross-subject", msr.MSR_ACTIONS)
+    train_s = {r.subject for r in sp.train}
+    test_s = {r.subject for r in sp.test}
+    assert train_s == {1, 3, 5, 7, 9, None} and test_s == {2, 4, 6, 8, 10}
+    assert len(sp.train) + len(sp.test) == len(refs) and sp.class_names == msr.MSR_ACTIONS
+
+
+@pytest.mark.parametrize("protocol, actions", [("as1", msr.AS1), ("as2", msr.AS2), ("AS3", msr.AS3)])
+def test_action_set_splits(protocol, actions):
+    refs = all_msr_refs() + [ref(None, 1, "unlabelled")]
+    sp = split(refs, protocol, msr.MSR_ACTIONS)
+    assert len(sp.class_names) == 8
+    assert sp.class_names == tuple(msr.MSR_ACTIONS[a - 1] for a in actions)
+    both = sp.train + sp.test
+    assert len(both) == 8 * 10 and {r.label for r in both} == set(range(8))
+    assert not {r.subject for r in sp.train} & {r.subject for r in sp.test}
+    for r in both:  # labels re-indexed, names kept: aXX is the action
+        assert actions[r.label] == int(r.name[1:3])
+    assert refs[0].label == 0  # originals untouched
+
+
+def test_split_errors():
+    with pytest.raises(ValueError, match="cross-subject.*as1"):
+        split([], "cross-view", msr.MSR_ACTIONS)
+    with pytest.raises(ValueError, match="20 MSR"):
+        split([ref(0)], "as1", ("a", "b"))
+
+
+# --- labelled fraction ---------------------------------------------------------------------------------------
+def test_labelled_mask_stratified_and_deterministic():
+    labels = [0] * 10 + [1] * 5 + [2] * 1 + [None, -1, None]
+    refs = [SimpleNamespace(label=lab) for lab in labels]
+    m = labelled_mask(refs, 0.2, seed=3)
+    lab = np.array([-1 if x is None else x for x in labels])
+    assert m.dtype == bool and m.shape == (len(refs),)
+    assert [int(m[lab == c].sum()) for c in range(3)] == [2, 1, 1]
+    assert not m[lab < 0].any()
+    np.testing.assert_array_equal(m, labelled_mask(refs, 0.2, seed=3))
+    masks = {tuple(labelled_mask(refs, 0.5, seed=s)) for s in range(10)}
+    assert len(masks) > 1
+    np.testing.assert_array_equal(labelled_mask(refs, 1.0, 0), lab >= 0)
+
+
+@pytest.mark.parametrize("fraction", [0, -0.1, 1.01, float("nan"), True, "0.5"])
+def test_labelled_mask_bad_fraction(fraction):
+    with pytest.raises(ValueError, match="fraction"):
+        labelled_mask([SimpleNamespace(label=0)], fraction, 0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(labels=st.lists(st.integers(-1, 5), max_size=60), fraction=st.floats(0.01, 1.0), seed=st.integers(0, 99))
+def test_labelled_mask_properties(labels, fraction, seed):
+    refs = [SimpleNamespace(label=x) for x in labels]
+    m = labelled_mask(refs, fraction, seed)
+    lab = np.array(labels, dtype=int)
+    for c in set(labels) - {-1}:
+        n = int((lab == c).sum())
+        k = int(m[lab == c].sum())
+        assert 1 <= k <= n and abs(k - fraction * n) <= 1
+    assert not m[lab == -1].any() if len(lab) else True
+
+
+# --- generic layout ------------------------------------------------------------------------------------------
+CAM = Intrinsics(10.0, 10.0, W / 2, H / 2, W, H)
+
+
+def generic_folder(root, n=3):
+    seqs = []
+    for i in range(n):
+        s = make_seq(frames=3 + i, seed=i)
+        s.name, s.label, s.intrinsics = f"clip{i}", i % 2 if i < n - 1 else None, CAM
+        s.subject, s.episode = (None, None) if i == 0 else (i, 1)
+        s.joints_m[0, 4] = np.nan
+        seqs.append(s)
+    seqs[1].joints_m = None
+    return write_generic(root, iter(seqs), ["plie", "releve"], CAM), seqs
+
+
+def test_generic_round_trip(tmp_path):
+    meta, seqs = generic_folder(tmp_path)
+    assert meta == tmp_path / "dataset.json"
+    d = json.loads(meta.read_text())
+    assert d["format"] == "kerasdance-generic" and d["version"] == 1 and d["joint_names"] == list(JOINT_NAMES)
+    assert d["sequences"][2] == {"file": "clip2.npz", "label": None, "subject": 2, "episode": 1}
+    ds = Dataset.open(tmp_path)
+    assert ds.layout == "generic" and ds.class_names == ("plie", "releve") and ds.intrinsics == CAM
+    assert [r.modalities for r in ds] == [("depth", "skeleton"), ("depth",), ("depth", "skeleton")]
+    for r, s in zip(ds, seqs):
+        got = ds.load(r)
+        assert (got.name, got.label, got.subject, got.episode) == (s.name, s.label, s.subject, s.episode)
+        np.testing.assert_array_equal(got.depth_mm, s.depth_mm)
+        if s.joints_m is None:
+            assert got.joints_m is None
+        else:
+            np.testing.assert_array_equal(got.joints_m, s.joints_m)  # NaN == NaN here
+        assert got.intrinsics == CAM and got.depth_valid.all()
+
+
+def test_convert_msr_to_generic(tmp_path):
+    msr_folder(tmp_path / "msr", actions=(2, 5), subjects=(1, 2))
+    meta = convert_msr_to_generic(tmp_path / "msr", tmp_path / "gen")
+    a, b = Dataset.open(tmp_path / "msr"), Dataset.open(meta)
+    assert b.class_names == msr.MSR_ACTIONS and b.intrinsics == KINECT_V1.scaled(W, H)
+    assert [(r.name, r.label, r.subject, r.episode) for r in a] == [(r.name, r.label, r.subject, r.episode) for r in b]
+    for ra, rb in zip(a, b):
+        sa, sb = a.load(ra), b.load(rb)
+        np.testing.assert_array_equal(sa.depth_mm, sb.depth_mm)
+        np.testing.assert_array_equal(sa.joints_m, sb.joints_m)
+    with pytest.raises(DataFormatError, match="generic"):
+        convert_msr_to_generic(tmp_path / "gen", tmp_path / "again")
+
+
+def edit_meta(root, fn):
+    meta = root / "dataset.json"
+    d = json.loads(meta.read_text())
+    fn(d)
+    meta.write_text(json.dumps(d))
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: d.update(format="other"), "format"),
+    (lambda d: d.update(version=2), "version"),
+    (lambda d: d["sequences"][0].update(label="jete"), "unknown class name.*jete"),
+    (lambda d: d["sequences"][0].update(file="gone.npz"), "gone.npz.*missing"),
+    (lambda d: d["sequences"][0].update(file="../x.npz"), "relative"),
+    (lambda d: d["sequences"][0].update(subject="one"), "subject"),
+    (lambda d: d.update(joint_names=list(reversed(JOINT_NAMES))), "joint_names"),
+    (lambda d: d["intrinsics"].pop("fx"), "intrinsics"),
+    (lambda d: d["intrinsics"].update(width=-3), "intrinsics"),
+    (lambda d: d.update(class_names=[]), "class_names"),
+    (lambda d: d.update(sequences=[]), "sequences"),
+])  # fmt: skip
+def test_generic_metadata_validation(tmp_path, edit, match):
+    generic_folder(tmp_path)
+    edit_meta(tmp_path, edit)
+    with pytest.raises(DataFormatError, match=match) as e:
+        Dataset.open(tmp_path)
+    assert "dataset.json" in str(e.value)
+
+
+def test_generic_bad_json_and_bad_arrays(tmp_path):
+    generic_folder(tmp_path)
+    (tmp_path / "dataset.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match="JSON"):
+        Dataset.open(tmp_path)
+    generic_folder(tmp_path)
+    np.savez(tmp_path / "clip0.npz", depth_mm=np.zeros((3, H, W), np.float32))
+    ds = Dataset.open(tmp_path)
+    with pytest.raises(DataFormatError, match="clip0.npz.*uint16"):
+        ds.load(ds.refs[0])
+    np.savez(tmp_path / "clip0.npz", depth_mm=np.zeros((3, H, W + 1), np.uint16))
+    with pytest.raises(DataFormatError, match="clip0.npz"):
+        ds.load(ds.refs[0])
+    np.savez(tmp_path / "clip0.npz", depth_mm=np.zeros((3, H, W), np.uint16), joints_m=np.zeros((3, 15, 3)))
+    with pytest.raises(DataFormatError, match="joints_m"):
+        ds.load(ds.refs[0])
+    np.savez(tmp_path / "clip0.npz", depth_mm=np.zeros((3, H, W), np.uint16), joints_m=np.zeros((4, 20, 3)))
+    with pytest.raises(DataFormatError, match="frames"):
+        ds.load(ds.refs[0])
+    (tmp_path / "clip0.npz").write_bytes(b"garbage")
+    with pytest.raises(DataFormatError, match="clip0.npz"):
+        Dataset.open(tmp_path)
+
+
+def test_write_generic_errors(tmp_path):
+    s = make_seq()
+    with pytest.raises(ValueError, match="intrinsics"):
+        write_generic(tmp_path, [s], msr.MSR_ACTIONS, CAM)
+    s.intrinsics, s.label = CAM, 3
+    with pytest.raises(ValueError, match="label"):
+        write_generic(tmp_path, [s], ["only"], CAM)
+    with pytest.raises(ValueError, match="distinct"):
+        write_generic(tmp_path, [s, s], msr.MSR_ACTIONS, CAM)
+
+
+# --- inspect -------------------------------------------------------------------------------------------------
+def test_inspect_small_folder(tmp_path):
+    msr_folder(tmp_path, actions=(1, 2), subjects=(1, 2), frames=4)
+    seq = make_seq(action=3, subject=4, frames=5)
+    seq.depth_mm[1] = 0
+    seq.joints_m[2, 7] = np.nan
+    msr.write_msr_sequence(tmp_path, seq)
+    (tmp_path / "a04_s01_e01_sdepth.bin").write_bytes(b"\x01\x00")  # corrupt: a problem, not a crash
+    summary = inspect(Dataset.open(tmp_path))
+    json.dumps(summary)
+    assert summary["num_sequences"] == 6
+    assert summary["per_class"]["high arm wave"] == 2 and summary["per_class"]["hammer"] == 1
+    assert summary["per_class"]["hand catch"] == 1 and summary["per_subject"] == {"1": 3, "2": 2, "4": 1}
+    assert summary["frames"] == {"min": 4, "median": 4.0, "max": 5}
+    assert 500 <= summary["depth_mm"]["min"] and summary["depth_mm"]["max"] < 4000
+    assert summary["zero_frames"] == 1 and summary["zero_sequences"] == 0
+    assert summary["invalid_joint_rows"] == 1
+    assert summary["modalities"] == {"depth": 6, "skeleton": 5}  # files present, loadable or not
+    problems = "\n".join(summary["problems"])
+    assert "a04_s01_e01" in problems and "a03_s04_e01_sdepth.bin" in problems
+    text = format_inspect(summary)
+    assert "high arm wave" in text and "problems" in text and "a04_s01_e01" in text
