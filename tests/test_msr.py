@@ -371,3 +371,24 @@ def test_skeleton_only_and_depth_only(tmp_path):
     msr.write_msr_sequence(tmp_path / "d", Sequence("a02_s01_e01", seq.depth_mm, None, 1, 1, 1))
     loaded = msr.load_msr_sequence(tmp_path / "d" / "a02_s01_e01")
     assert loaded.joints_m is None and loaded.num_frames == 4 and loaded.label == 1
+
+
+def test_screen_only_sequence_with_normalised_uv_and_mm_depth(tmp_path, caplog):
+    """Some copies store u, v in [0, 1] and d in mm: detected, converted, warned about."""
+    import logging
+
+    from kerasdance.camera import KINECT_V1 as K
+    from kerasdance.data import msr as m
+
+    joints = np.zeros((2, 20, 3), np.float32)
+    joints[..., 0] = np.linspace(-0.4, 0.4, 20)
+    joints[..., 1] = np.linspace(-0.8, 0.8, 20)
+    joints[..., 2] = 2.5
+    uvz = K.project(joints)
+    rows = np.stack([uvz[..., 0] / 320, uvz[..., 1] / 240, uvz[..., 2] * 1000, np.ones((2, 20))], -1)
+    path = tmp_path / "a01_s01_e01_skeleton.txt"
+    path.write_text("\n".join(" ".join(f"{v:.6f}" for v in r) for r in rows.reshape(-1, 4)) + "\n")
+    with caplog.at_level(logging.WARNING, logger="kerasdance.data"):
+        seq = m.load_msr_sequence(tmp_path / "a01_s01_e01")
+    np.testing.assert_allclose(seq.joints_m, joints, atol=1e-4)
+    assert "normalised" in caplog.text and "millimetres" in caplog.text and path.name in caplog.text

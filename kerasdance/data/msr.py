@@ -436,6 +436,28 @@ def msr_paths(stem_path: str | Path) -> dict[str, Path]:
     return found
 
 
+def _screen_units(uvd: np.ndarray, path: Path) -> np.ndarray:
+    """Bring a screen skeleton to (pixel u, pixel v, d = 250 z), whatever units the file used.
+
+    Some copies of the data store u, v normalised to [0, 1] of the 320x240 map, and d in millimetres:
+    detected from the value ranges (pixels span tens to hundreds; 4 mm units of a body at 1-5 m lie in
+    250-1250, millimetres in 1000-5000), converted with a warning naming the file.
+    """
+    ok = np.all(np.isfinite(uvd), axis=-1)
+    if not ok.any():
+        return uvd
+    uv, d = uvd[ok][:, :2], uvd[ok][:, 2]
+    out = uvd.copy()
+    if np.abs(uv).max() <= 1.5:
+        log.warning("%s: u, v look normalised to [0, 1]: scaled to the 320x240 depth map", path)
+        out[..., 0] *= KINECT_V1.width
+        out[..., 1] *= KINECT_V1.height
+    if np.median(d) > 1500:
+        log.warning("%s: d looks like millimetres, not 4 mm units: converted (d = 250 z)", path)
+        out[..., 2] *= SCREEN_D_PER_M / 1000.0
+    return out
+
+
 def load_msr_files(name: str, paths: dict[str, Path]) -> Sequence:
     """Build a ``Sequence`` from the files of one MSR sequence.
 
@@ -465,7 +487,8 @@ def load_msr_files(name: str, paths: dict[str, Path]) -> Sequence:
     if KIND_SKELETON3D in paths:
         joints = read_skeleton3d(paths[KIND_SKELETON3D])[0]
     elif KIND_SCREEN in paths:
-        joints = screen_to_camera(read_skeleton_screen(paths[KIND_SCREEN])[0]).astype(np.float32)
+        uvd = _screen_units(read_skeleton_screen(paths[KIND_SCREEN])[0], paths[KIND_SCREEN])
+        joints = screen_to_camera(uvd).astype(np.float32)
     if depth is not None and joints is not None and len(depth) != len(joints):
         n = min(len(depth), len(joints))
         skel = paths.get(KIND_SKELETON3D, paths.get(KIND_SCREEN))
