@@ -39,3 +39,52 @@ def prepared():
 @pytest.fixture
 def prepared_factory():
     return make_prepared
+
+
+def write_tiny_msr_folder(out, actions=3, subjects=4, seed=0):
+    """A tiny MSR-Action3D-layout folder: blob dancers whose hand moves at an action-specific rate."""
+    from kerasdance.camera import KINECT_V1
+    from kerasdance.data.msr import write_msr_sequence
+    from kerasdance.data.types import Sequence
+
+    rng = np.random.default_rng(seed)
+    base = np.zeros((20, 3))
+    base[:, 1] = np.linspace(-0.8, 0.8, 20)
+    base[:, 0] = np.tile([-0.2, 0.2], 10)
+    yy, xx = np.mgrid[0:240, 0:320]
+    for a in range(actions):
+        for s in range(1, subjects + 1):
+            n = 16 + int(rng.integers(0, 8))
+            t = np.arange(n) / n
+            j = np.tile(base, (n, 1, 1))
+            j[..., 2] = 2.5 + 0.1 * s
+            j[:, 11, 1] += 0.4 * np.sin(2 * np.pi * t * (a + 1))
+            j[:, 12, 0] += 0.3 * np.cos(2 * np.pi * t * (a + 1))
+            uv = KINECT_V1.project(j)
+            d = np.zeros((n, 240, 320), np.uint16)
+            for f in range(n):
+                for k in range(20):
+                    d[f][(xx - uv[f, k, 0]) ** 2 + (yy - uv[f, k, 1]) ** 2 < 64] = int(j[f, k, 2] * 1000)
+            write_msr_sequence(out, Sequence(f"a{a + 1:02d}_s{s:02d}_e01", d, j.astype(np.float32), label=a,
+                                             subject=s, episode=1))
+    (out / "classes.txt").write_text("\n".join(f"move{i}" for i in range(actions)) + "\n")
+    return out
+
+
+TINY_CONFIG = {"data": {"frames": 8, "crop_size": 32},
+               "model": {"stem_filters": [4, 8, 8, 8], "lstm_units": 8, "conv_filters": [8, 8, 8]},
+               "train": {"epochs": 3, "batch_size": 4, "warmup_epochs": 1}}
+
+
+@pytest.fixture(scope="session")
+def tiny_msr(tmp_path_factory):
+    return write_tiny_msr_folder(tmp_path_factory.mktemp("tiny_msr"))
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    import json
+
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY_CONFIG))
+    return path

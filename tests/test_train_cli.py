@@ -1,0 +1,89 @@
+"""End to end through the CLI on a tiny MSR-layout folder: train, evaluate, predict, kill -9 + --resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kerasdance.cli import cli
+
+
+def _train_args(data, run, cfg, *extra):
+    return ["train", "--data", str(data), "--out", str(run), "--config", str(cfg), "--cache-dir",
+            str(run.parent / "cache"), *extra]
+
+
+def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    res = runner.invoke(cli, _train_args(tiny_msr, run, tiny_config, "--labelled-fraction", "0.5"))
+    assert res.exit_code == 0, res.output
+    assert "accuracy:" in res.output and "MPJPE" in res.output
+    for name in ("config.json", "model.keras", "train_log.csv", "metrics.json", "checkpoints/latest.json"):
+        assert (run / name).exists(), name
+    log = (run / "train_log.csv").read_text().splitlines()
+    assert len(log) == 1 + 3 and "pseudo_count" in log[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "mpjpe_mm", "map_10cm", "rmse_norm", "n_test"):
+        assert key in metrics
+    assert metrics["n_test"] == 6 and metrics["n_labelled"] == 3  # 2 train subjects x 3 moves, half labelled
+
+    res = runner.invoke(cli, ["evaluate", str(run), "--json", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert (run / "confusion.png").exists()
+
+    rec = tiny_msr / "a02_s02_e01_sdepth.bin"
+    res = runner.invoke(cli, ["predict", str(run), str(rec), "--joints-out", str(tmp_path / "j.json"),
+                              "--render", str(tmp_path / "a.gif")])
+    assert res.exit_code == 0, res.output
+    assert "confidence" in res.output
+    joints = json.loads((tmp_path / "j.json").read_text())
+    assert np.asarray(joints["joints_m"]).shape == (8, 20, 3)
+    assert (tmp_path / "a.gif").stat().st_size > 0
+
+    res = runner.invoke(cli, _train_args(tiny_msr, run, tiny_config))
+    assert res.exit_code == 1 and "--resume" in res.output  # never overwrites a run
+
+
+@pytest.mark.slow
+def test_kill_dash_9_then_resume_matches_uninterrupted_run(tiny_msr, tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"data": {"frames": 8, "crop_size": 32},
+                               "model": {"stem_filters": [4, 8, 8, 8], "lstm_units": 8, "conv_filters": [8, 8, 8]},
+                               "train": {"epochs": 6, "batch_size": 2, "warmup_epochs": 1,
+                                         "labelled_fraction": 0.5}}))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    base = [sys.executable, "-m", "kerasdance.cli"]
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(base + _train_args(tiny_msr, full, cfg), check=True, env=env, capture_output=True, timeout=300)
+
+    proc = subprocess.Popen(base + _train_args(tiny_msr, killed, cfg), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    latest = killed / "checkpoints" / "latest.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if latest.exists() and json.loads(latest.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metrics.json").exists()
+    subprocess.run(base + _train_args(tiny_msr, killed, cfg, "--resume"), check=True, env=env, capture_output=True,
+                   timeout=300)
+
+    from kerasdance.keras_backend import keras
+
+    a = keras.models.load_model(full / "model.keras", safe_mode=True, compile=False).get_weights()
+    b = keras.models.load_model(killed / "model.keras", safe_mode=True, compile=False).get_weights()
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    assert json.loads((full / "metrics.json").read_text())["accuracy"] == \
+        json.loads((killed / "metrics.json").read_text())["accuracy"]
