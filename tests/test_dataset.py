@@ -307,3 +307,21 @@ def test_inspect_small_folder(tmp_path):
     assert "a04_s01_e01" in problems and "a03_s04_e01_sdepth.bin" in problems
     text = format_inspect(summary)
     assert "high arm wave" in text and "problems" in text and "a04_s01_e01" in text
+
+
+def test_load_uses_the_split_label(tmp_path):
+    ds = Dataset.open(msr_folder(tmp_path, actions=(2, 3), subjects=(1, 2)))
+    sp = split(ds.refs, "as1", ds.class_names)  # action 2 -> 0, action 3 -> 1
+    seqs = [ds.load(r) for r in sp.train + sp.test]
+    assert [s.label for s in seqs] == [r.label for r in sp.train + sp.test]
+    assert {s.label for s in seqs} == {0, 1}
+
+
+def test_inspect_counts_all_zero_sequences(tmp_path, caplog):
+    seq = make_seq(action=1, subject=1, frames=3)
+    seq.depth_mm[:] = 0
+    msr.write_msr_sequence(tmp_path, seq)
+    msr.write_msr_sequence(tmp_path, make_seq(action=2, subject=1, frames=3))
+    summary = inspect(Dataset.open(tmp_path))
+    assert summary["zero_sequences"] == 1 and summary["zero_frames"] == 3
+    assert any("a01_s01_e01_sdepth.bin" in p and "all zero" in p for p in summary["problems"])

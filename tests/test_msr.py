@@ -392,3 +392,14 @@ def test_screen_only_sequence_with_normalised_uv_and_mm_depth(tmp_path, caplog):
         seq = m.load_msr_sequence(tmp_path / "a01_s01_e01")
     np.testing.assert_allclose(seq.joints_m, joints, atol=1e-4)
     assert "normalised" in caplog.text and "millimetres" in caplog.text and path.name in caplog.text
+
+
+def test_rows_with_non_positive_depth_are_invalid(tmp_path):
+    rows = frame_rows(0)
+    rows[2] = (0.0, 0.0, 0.0, 1)  # Kinect's "not tracked" joint: behind or at the sensor plane
+    rows[4] = (0.1, 0.2, -1.5, 1)
+    p = tmp_path / "a01_s01_e01_skeleton3D.txt"
+    p.write_text(skeleton_text(rows))
+    joints, conf = msr.read_skeleton3d(p)
+    assert np.flatnonzero(np.isnan(joints[0]).any(axis=-1)).tolist() == [2, 4]
+    assert conf[0, [2, 4]].tolist() == [0, 0]
