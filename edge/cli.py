@@ -1,0 +1,246 @@
+"""``kerasdance-edge``: track a dancer live and stream key-points and moves; benchmark a model.
+
+Examples::
+
+    kerasdance-edge track --model model.tflite --source realsense --osc 127.0.0.1:9000 --ws 8765
+    kerasdance-edge track --model model.tflite --source a01_s01_e01_sdepth.bin --fast --jsonl -
+    kerasdance-edge bench --model model.tflite --frames 300 --json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from kerasdance import __version__
+from kerasdance.errors import KerasdanceError
+
+log = logging.getLogger("kerasdance.edge")
+
+#: Errors the CLI turns into a one-line message.
+EXPECTED_ERRORS = (KerasdanceError, ValueError, FileNotFoundError, ImportError, OSError)
+
+
+def _fail(e: BaseException) -> click.ClickException:
+    return click.ClickException(str(e) or type(e).__name__)
+
+
+class _StderrHandler(logging.Handler):
+    """Log records as one line on the *current* ``sys.stderr`` (so that stdout can carry JSON lines)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+
+
+def _setup_logging(verbose: int) -> None:
+    logger = logging.getLogger("kerasdance")
+    logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, _StderrHandler)] + [_StderrHandler()]
+    if verbose:
+        logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+
+
+def _load_model(path: str, threads: int):
+    from edge.interpreter import EdgeModel
+
+    return EdgeModel(path, num_threads=threads)
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", value
+    try:
+        p = int(port)
+    except ValueError:
+        p = -1
+    if not 0 < p < 65536:
+        raise click.BadParameter(f"expected HOST:PORT or PORT. Received: {value!r}")
+    return host or "127.0.0.1", p
+
+
+def make_source(spec: str, model, realtime: bool):
+    """``realsense``, ``synthetic`` or a recording path -> an (unopened) ``DepthSource``."""
+    from edge.sources import RealSenseSource, RecordingSource, SyntheticSource
+
+    if spec == "realsense":
+        return RealSenseSource(target=model.intrinsics)
+    if spec == "synthetic":
+        return SyntheticSource(realtime=realtime)
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"--source {spec!r}: not 'realsense', 'synthetic' or an existing recording file")
+    return RecordingSource(path, realtime=realtime)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="kerasdance-edge")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug) on stderr.")
+def main(verbose: int) -> None:
+    """kerasdance on the device: depth camera -> 3-D key-points and the current move, live (TensorFlow-free)."""
+    _setup_logging(verbose)
+
+
+@main.command()
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="MODEL.tflite (its sidecar MODEL.tflite.json beside it).")
+@click.option("--source", "source_spec", default="realsense", show_default=True,
+              help="'realsense', 'synthetic' or a recording (MSR *_sdepth.bin or .npz with depth_mm).")
+@click.option("--osc", "osc", default=None, metavar="HOST:PORT", help="Send OSC bundles (UDP) there.")
+@click.option("--jsonl", "jsonl", default=None, metavar="FILE|-", help="Write one JSON object per frame ('-': stdout).")
+@click.option("--ws", "ws_port", default=None, type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve JSON per frame to WebSocket clients on this port.")
+@click.option("--ws-host", default="127.0.0.1", show_default=True, help="Interface for --ws.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
+@click.option("--realtime/--fast", default=True, show_default=True,
+              help="Replay recordings / synthetic frames at their frame rate, or as fast as possible.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Interpreter threads.")
+@click.option("--smooth/--no-smooth", default=True, show_default=True, help="One-Euro smoothing of the joints.")
+@click.option("--window-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time span the model sees (default T / 15 s, as in training).")
+def track(model_path, source_spec, osc, jsonl, ws_port, ws_host, max_frames, realtime, threads, smooth,
+          window_seconds) -> None:
+    """Track a dancer and stream joints and moves (live status on stderr about once a second)."""
+    from edge.sinks import JsonlSink, OscSink, WebSocketSink
+    from edge.smoothing import OneEuroFilter
+    from edge.tracker import Tracker, run
+
+    sinks = []
+    try:
+        model = _load_model(model_path, threads)
+        source = make_source(source_spec, model, realtime)
+        tracker = Tracker(model, window_seconds=window_seconds,
+                          smoothing=OneEuroFilter(min_cutoff=1.0, beta=0.5, d_cutoff=1.0) if smooth else None)
+        names = model.joint_names
+        if jsonl is not None:
+            sinks.append(JsonlSink(jsonl, joint_names=names))
+        if osc is not None:
+            host, port = _host_port(osc)
+            sinks.append(OscSink(host, port, joint_names=names))
+        if ws_port is not None:
+            sinks.append(WebSocketSink(ws_port, host=ws_host, joint_names=names))
+            click.echo(f"WebSocket: ws://{ws_host}:{sinks[-1].port}", err=True)
+        if not sinks:
+            click.echo("no sink (--jsonl, --osc, --ws): results are only counted", err=True)
+    except EXPECTED_ERRORS as e:
+        for s in sinks:
+            s.close()
+        raise _fail(e) from None
+
+    last = [time.perf_counter()]
+
+    def status(result, stats):
+        now = time.perf_counter()
+        if now - last[0] < 1.0:
+            return
+        last[0] = now
+        move = f"{result.move} ({result.confidence:.2f})" if result.move else "-"
+        click.echo(f"frame {result.index}  {stats.fps:5.1f} fps  latency p50 {stats.latency_ms(50):.1f} ms  "
+                   f"{result.state}  move {move}  faults {stats.faults.total()}", err=True)
+
+    try:
+        stats = run(source, tracker, sinks, max_frames=max_frames, on_result=status)
+    except EXPECTED_ERRORS + (RuntimeError,) as e:
+        raise _fail(e) from None
+    faults = ", ".join(f"{k} {v}" for k, v in stats.faults.to_dict().items() if v) or "none"
+    click.echo(f"{'interrupted' if stats.interrupted else 'done'}: {stats.frames} frames ({stats.tracked} tracked) "
+               f"in {stats.elapsed_s:.1f} s, {stats.fps:.1f} fps, latency p50 {stats.latency_ms(50):.1f} ms "
+               f"p99 {stats.latency_ms(99):.1f} ms; faults: {faults}", err=True)
+
+
+def _bench_frames(model, n: int):
+    """``n`` synthetic frames (the synthetic dancers when available, else a moving box) and their intrinsics."""
+    try:
+        from edge.sources import SyntheticSource
+
+        source = SyntheticSource(loop=True)
+    except ImportError:
+        source = None
+    if source is not None:
+        out = []
+        with source:
+            for frame in source.frames():
+                out.append(frame.depth_mm)
+                if len(out) >= n:
+                    break
+        return np.stack(out), source.intrinsics, source.fps
+    intr = model.intrinsics
+    rows, cols = np.mgrid[0 : intr.height, 0 : intr.width]
+    frames = np.full((n, intr.height, intr.width), 4000, np.uint16)
+    for i in range(n):
+        uc = intr.width / 2 + intr.width / 8 * np.sin(i / 4)
+        body = (np.abs(cols - uc) < intr.width * 0.07) & (np.abs(rows - intr.height / 2) < intr.height * 0.35)
+        frames[i][body] = 2500
+    return frames, intr, 15.0
+
+
+def bench_model(model, frames: int = 200) -> dict:
+    """End-to-end per-frame latency (frame_stats, crop, resampling, motion channel, interpreter) on synthetic frames.
+
+    Returns:
+        ``{"fps", "latency_ms_p50", "latency_ms_p99", "model_latency_ms_p50", "frames", ...}``.
+    """
+    from edge.sources import Frame
+    from edge.tracker import TRACKING, Tracker
+
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1. Received: frames={frames!r}")
+    tracker = Tracker(model)
+    depth, intr, fps = _bench_frames(model, frames + model.frames)
+    tracker.configure(fps, intr)
+    for i in range(model.frames):  # warm-up: fill the window
+        tracker.update(Frame(depth[i], i, i))
+    latencies, model_ms, tracked = [], [], 0
+    t0 = time.perf_counter()
+    for i in range(model.frames, len(depth)):
+        t = time.perf_counter()
+        result = tracker.update(Frame(depth[i], i, i), t)
+        latencies.append((time.perf_counter() - t) * 1000.0)
+        if result is not None and result.state == TRACKING:
+            tracked += 1
+            model_ms.append(model.last_invoke_ms)
+    elapsed = time.perf_counter() - t0
+    return {
+        "frames": len(latencies),
+        "tracked": tracked,
+        "fps": len(latencies) / elapsed,
+        "latency_ms_p50": float(np.percentile(latencies, 50)),
+        "latency_ms_p99": float(np.percentile(latencies, 99)),
+        "model_latency_ms_p50": float(np.percentile(model_ms, 50)) if model_ms else float("nan"),
+        "input_shape": list(model.input_shape),
+        "input_dtype": str(model.input_dtype),
+        "quantization": model.meta.quantization,
+    }
+
+
+@main.command()
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="MODEL.tflite.")
+@click.option("--frames", type=click.IntRange(min=1), default=200, show_default=True, help="Frames to time.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Interpreter threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench(model_path, frames, threads, as_json) -> None:
+    """End-to-end per-frame latency (preprocessing included) and FPS on synthetic frames."""
+    try:
+        model = _load_model(model_path, threads)
+        rep = bench_model(model, frames)
+    except EXPECTED_ERRORS as e:
+        raise _fail(e) from None
+    rep["threads"] = threads
+    if as_json:
+        click.echo(json.dumps(rep))
+        return
+    click.echo(f"{model_path}: input {tuple(rep['input_shape'])} {rep['input_dtype']} ({rep['quantization']}), "
+               f"{threads} thread(s), {rep['frames']} frames ({rep['tracked']} tracked)")
+    click.echo(f"end-to-end latency p50 {rep['latency_ms_p50']:.2f} ms  p99 {rep['latency_ms_p99']:.2f} ms  "
+               f"{rep['fps']:.1f} fps  (model alone p50 {rep['model_latency_ms_p50']:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()

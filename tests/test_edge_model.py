@@ -1,0 +1,119 @@
+"""EdgeModel: agreement with Keras, int8 (de)quantisation, refusal of mismatched files, no TensorFlow."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from edge_fixtures import CLASS_NAMES, ROOT, tiny_model  # noqa: F401
+
+from edge.interpreter import EdgeModel
+from kerasdance.errors import ModelFileError
+from kerasdance.modelmeta import file_sha256, sidecar_path
+
+
+def _softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def test_float_model_agrees_with_keras(tiny_model):  # noqa: F811
+    ref = np.load(tiny_model.outputs)
+    model = EdgeModel(tiny_model.path)
+    assert model.input_shape == (8, 32, 32, 2) and model.input_dtype == np.float32
+    assert model.class_names == CLASS_NAMES and len(model.joint_names) == 20
+    keypoints, probs = model.predict(ref["x"][0])
+    np.testing.assert_allclose(keypoints, ref["keypoints"][0], atol=1e-4)
+    np.testing.assert_allclose(probs, _softmax(ref["logits"][0]), atol=1e-4)
+    # A batch axis of one is accepted too.
+    keypoints2, _ = model.predict(ref["x"])
+    np.testing.assert_array_equal(keypoints, keypoints2)
+
+
+def test_int8_model_quantizes_inputs_and_dequantizes_outputs(tiny_model):  # noqa: F811
+    ref = np.load(tiny_model.outputs)
+    model = EdgeModel(tiny_model.int8_path)
+    assert model.input_dtype == np.int8
+    keypoints, probs = model.predict(ref["x"][0])
+    assert keypoints.dtype == np.float32 and probs.dtype == np.float32
+    # Stated bound for the full-int8 tiny model (key-points span about +-1.4 normalised crop units): every
+    # key-point within 0.25 and on average within 0.05, probabilities within 0.05. Reading the raw int8
+    # tensors without dequantisation would be off by orders of magnitude.
+    err = np.abs(keypoints - ref["keypoints"][0])
+    assert err.max() < 0.25 and err.mean() < 0.05, (err.max(), err.mean())
+    np.testing.assert_allclose(probs, _softmax(ref["logits"][0]), atol=0.05)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_rejects_a_window_of_the_wrong_shape(tiny_model):  # noqa: F811
+    model = EdgeModel(tiny_model.path)
+    with pytest.raises(ValueError, match=r"window must be \(8, 32, 32, 2\)"):
+        model.predict(np.zeros((8, 32, 32, 1), np.float32))
+
+
+def _copy(tiny_model, tmp_path):  # noqa: F811
+    dst = tmp_path / "model.tflite"
+    shutil.copy(tiny_model.path, dst)
+    shutil.copy(sidecar_path(tiny_model.path), sidecar_path(dst))
+    return dst
+
+
+def test_model_of_another_shape_than_its_sidecar_is_refused(tiny_model, tmp_path):  # noqa: F811
+    path = _copy(tiny_model, tmp_path)
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    meta["data"]["frames"] = 16  # a sidecar that claims T=16 (hash still right)
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=r"input shape \(1, 8, 32, 32, 2\) does not match .* \(1, 16, 32, 32, 2\)"):
+        EdgeModel(path)
+
+
+def test_class_count_mismatch_is_refused(tiny_model, tmp_path):  # noqa: F811
+    path = _copy(tiny_model, tmp_path)
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    meta["class_names"] = ["a", "b"]
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="3 classes but its sidecar names 2"):
+        EdgeModel(path)
+
+
+def test_tampered_model_missing_sidecar_and_garbage_are_refused(tiny_model, tmp_path):  # noqa: F811
+    path = _copy(tiny_model, tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="does not match its sidecar"):
+        EdgeModel(path)
+    sidecar_path(path).unlink()
+    with pytest.raises(ModelFileError, match="sidecar .* is missing"):
+        EdgeModel(path)
+    # Bytes the interpreter cannot load, with a matching sidecar.
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a flatbuffer" * 10)
+    meta = json.loads(sidecar_path(tiny_model.path).read_text())
+    meta["sha256"] = file_sha256(junk)
+    sidecar_path(junk).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="cannot load"):
+        EdgeModel(junk)
+
+
+def test_edge_never_imports_tensorflow(tiny_model):  # noqa: F811
+    code = f"""
+import sys
+import numpy as np
+import edge, edge.cli, edge.sources, edge.sinks, edge.tracker, edge.interpreter, edge.smoothing
+from edge.interpreter import EdgeModel
+from edge.cli import bench_model
+model = EdgeModel({str(tiny_model.path)!r})
+model.predict(np.zeros(model.input_shape, np.float32))
+bench_model(model, frames=3)
+bad = sorted(m for m in ("tensorflow", "keras", "tf_keras") if m in sys.modules)
+print("IMPORTED:", bad)
+sys.exit(1 if bad else 0)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "IMPORTED: []" in proc.stdout
