@@ -24,10 +24,15 @@ from kerasdance.keras_backend import keras
 
 layers = keras.layers
 
+#: BatchNorm moving-average momentum. Keras' 0.99 needs thousands of steps to forget the initial
+#: variance of 1; with a few hundred sequences a run has only a few hundred steps, and inference-mode
+#: outputs were garbage (chance accuracy while training-mode accuracy was 93%). 0.9 converges in ~50 steps.
+BN_MOMENTUM = 0.9
+
 
 def _conv_bn_relu(x, filters, kernel, strides, name):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -54,7 +59,7 @@ def build_lstm_cnn(model_cfg: ModelConfig, data_cfg: DataConfig, batch_size: int
             x = layers.TimeDistributed(
                 layers.Conv2D(filters, kernel, strides=2, padding="same", use_bias=False), name=f"stem{i}_conv"
             )(x)
-            x = layers.TimeDistributed(layers.BatchNormalization(), name=f"stem{i}_bn")(x)
+            x = layers.TimeDistributed(layers.BatchNormalization(momentum=BN_MOMENTUM), name=f"stem{i}_bn")(x)
             x = layers.ReLU(name=f"stem{i}_relu")(x)
         x = layers.TimeDistributed(layers.Flatten(), name="stem_flatten")(x)
         stem = layers.Dense(model_cfg.lstm_units, activation="relu", name="stem_dense")(x)
