@@ -166,7 +166,10 @@ def test_synthetic_source_chains_sequences(monkeypatch):
         return Sequence(f"s{label}", person_depth(5, seed=label), None, label, subject, episode, KINECT_V1)
 
     fake = types.SimpleNamespace(class_names=lambda set_name: ("a", "b", "c"), generate_sequence=generate_sequence)
+    import kerasdance.data
+
     monkeypatch.setitem(sys.modules, "kerasdance.data.synthetic", fake)
+    monkeypatch.setattr(kerasdance.data, "synthetic", fake, raising=False)  # once the real one was imported
     src = SyntheticSource("dance11", seed=3, loop=False)
     with src:
         frames = list(src.frames())
