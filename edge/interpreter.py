@@ -169,6 +169,9 @@ class EdgeModel:
         if x.shape != self.input_shape:
             raise ValueError(f"window must be {self.input_shape}. Received: shape={x.shape}")
         t0 = time.perf_counter()
+        # A fused LSTM keeps its h/c state in TFLite variable tensors that survive invoke(): every window
+        # must start from zero state, as in training (a no-op for unrolled exports).
+        self._interp.reset_all_variables()
         self._interp.set_tensor(self._input["index"], self._quantize(x)[None])
         self._interp.invoke()
         logits = self._output(self._logits)[0]

@@ -117,3 +117,32 @@ sys.exit(1 if bad else 0)
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "IMPORTED: []" in proc.stdout
+
+
+def test_every_window_starts_from_zero_lstm_state(tmp_path):
+    """A fused-LSTM export keeps h/c in variable tensors: the same window twice must give the same output."""
+    script = f"""
+import kerasdance.keras_backend
+from kerasdance.config import DataConfig, ModelConfig
+from kerasdance.keras_backend import tf
+from kerasdance.models.lstm_cnn import build_lstm_cnn
+from kerasdance.modelmeta import ModelMeta, file_sha256, save_meta
+from kerasdance.skeleton import JOINT_NAMES
+from kerasdance.camera import KINECT_V1
+d = DataConfig(frames=8, crop_size=32)
+m = build_lstm_cnn(ModelConfig(num_classes=3, stem_filters=(4, 4, 4, 4), lstm_units=8, conv_filters=(8, 8, 8)), d,
+                   batch_size=1)
+c = tf.lite.TFLiteConverter.from_keras_model(m)
+c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+p = r"{tmp_path / 'fused.tflite'}"
+open(p, "wb").write(c.convert())
+save_meta(p, ModelMeta(file_sha256(p), "depth", ("a", "b", "c"), JOINT_NAMES, d.to_dict(), KINECT_V1.to_dict(),
+                       "float32", False, "0"))
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=120)
+    model = EdgeModel(tmp_path / "fused.tflite")
+    x = np.random.default_rng(0).normal(size=model.input_shape).astype(np.float32)
+    kp1, p1 = model.predict(x)
+    kp2, p2 = model.predict(x)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(kp1, kp2)
