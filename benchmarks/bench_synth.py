@@ -29,8 +29,8 @@ def run() -> dict:
 
 def main(argv=None) -> None:
     r = run()
-    body = (f"### Synthetic set rendering (issue 2)\n\nWhole msr20 set ({r['sequences']} sequences, depth + both skeleton "
-            f"files, written to disk): **{r['seconds']:.0f} s** (target < 120 s).")
+    body = (f"### Synthetic set rendering (issue 2)\n\nWhole msr20 set ({r['sequences']} sequences, depth + both "
+            f"skeleton files, written to disk): **{r['seconds']:.0f} s** (target < 120 s).")
     write_section("synth", body, "python -m benchmarks.bench_synth")
     print(json.dumps(r))
 

@@ -22,9 +22,8 @@ from benchmarks.datasets import CACHE, DATA, synthetic_set
 
 
 def epoch_time(set_dir, cfg) -> dict:
-    from kerasdance.data.dataset import Dataset
-
     from kerasdance.data import pipeline
+    from kerasdance.data.dataset import Dataset
     from kerasdance.training.trainer import TrainData, Trainer, make_strategy
 
     ds = Dataset.open(set_dir)

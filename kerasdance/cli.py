@@ -294,7 +294,7 @@ def export(run_dir, fmt, out_path, qat, prune, unroll, report_path, max_drop, da
     from tools.export import export_run
 
     rep = export_run(run_dir, out_path, format=fmt, qat=qat, prune=prune, unroll=unroll, report_path=report_path,
-                     max_drop=max_drop, data_dir=data_dir, verify=not no_verify)
+                     max_drop=max_drop, data_dir=data_dir, verify=not no_verify, cache_dir=default_cache_dir())
     click.echo(f"wrote {out_path} ({rep['size_bytes'] / 1e6:.2f} MB) and {out_path.name}.json")
     if "accuracy_tflite" in rep:
         click.echo(f"accuracy: keras {rep['accuracy_keras'] * 100:.1f}%  tflite {rep['accuracy_tflite'] * 100:.1f}%   "
