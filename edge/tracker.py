@@ -174,16 +174,18 @@ class Tracker:
                            depth.shape, h, w)
         return None
 
-    def update(self, frame: Frame, arrived_s: float | None = None) -> TrackResult | None:
+    def update(self, frame: Frame, arrived_s: float | None = None, skipped: int = 0) -> TrackResult | None:
         """Add one frame; returns its result, or None when the frame was skipped.
 
         Args:
             frame: the new frame.
             arrived_s: ``time.perf_counter()`` when the frame arrived (latency is measured from it); default now.
+            skipped: frames the caller skipped on purpose since the last update (the latest-frame queue):
+                not counted as dropped by the source.
         """
         t_in = time.perf_counter() if arrived_s is None else arrived_s
-        if self._last_index is not None and frame.index > self._last_index + 1:
-            gap = frame.index - self._last_index - 1
+        if self._last_index is not None and frame.index > self._last_index + 1 + skipped:
+            gap = frame.index - self._last_index - 1 - skipped
             self.faults.dropped_frames += gap
             self._warn.warning("gap", "%d frame(s) dropped before frame %d", gap, frame.index)
         self._last_index = frame.index
@@ -347,14 +349,17 @@ def run(source: DepthSource, tracker: Tracker, sinks: Iterable = (), max_frames:
     def frames():
         if not getattr(source, "live", False):
             for frame in source.frames():
-                yield frame, time.perf_counter()
+                yield frame, time.perf_counter(), 0
             return
         nonlocal thread
         thread = threading.Thread(target=produce, name="kerasdance-source", daemon=True)
         thread.start()
+        seen = 0
         while (item := queue.get()) is not None:
-            stats.faults.stale_frames = queue.dropped
-            yield item
+            dropped = queue.dropped  # every replacement so far happened before this (the newest) frame
+            stats.faults.stale_frames = dropped
+            yield (*item, dropped - seen)
+            seen = dropped
         stats.faults.stale_frames = queue.dropped
 
     try:
@@ -362,8 +367,8 @@ def run(source: DepthSource, tracker: Tracker, sinks: Iterable = (), max_frames:
             tracker.bind(source)
             stream = frames()
             try:
-                for frame, arrived in stream:
-                    result = tracker.update(frame, arrived)
+                for frame, arrived, skipped in stream:
+                    result = tracker.update(frame, arrived, skipped)
                     stats.faults.reconnects = getattr(source, "reconnects", 0)
                     if result is None:
                         continue

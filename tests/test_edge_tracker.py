@@ -165,6 +165,7 @@ def test_live_source_latest_frame_wins_so_latency_stays_bounded(model):
     stats = run(src, Tracker(model), [sink])
     assert stats.faults.stale_frames > 0
     assert stats.frames + stats.faults.stale_frames == 120  # every frame was either tracked or skipped as stale
+    assert stats.faults.dropped_frames == 0  # frames the queue skipped are not frames the source dropped
     assert max(stats.latencies_ms) < 200
 
 
