@@ -127,6 +127,7 @@ class TrainConfig(_Serialisable):
     ema_decay: float = 0.99
     unlabelled_weight: float = 1.0
     unlabelled_rampup_epochs: int = 10
+    keypoint_consistency: str = "all"
     augment: bool = True
     validation_fraction: float = 0.0
     early_stopping_patience: int = 0
@@ -145,6 +146,8 @@ class TrainConfig(_Serialisable):
         _check(0 < self.pseudo_threshold < 1,
                f"pseudo_threshold must be in (0, 1). Received: pseudo_threshold={self.pseudo_threshold!r}")
         _check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1). Received: {self.ema_decay!r}")
+        _check(self.keypoint_consistency in ("all", "confident", "off"),
+               f"keypoint_consistency must be all, confident or off. Received: {self.keypoint_consistency!r}")
         _check(
             self.strategy in ("default", "mirrored", "multiworker"),
             f"strategy must be default, mirrored or multiworker. Received: {self.strategy!r}",

@@ -155,7 +155,10 @@ class Trainer:
                 teach_kp = affine_joints_tf(t_out["keypoints"], batch["affine_strong"])
                 kp_given = has_kp[:, None, None, None] > 0
                 s_joints = tf.where(kp_given, true_kp, teach_kp)
-                s_mask = tf.where(has_kp[:, None, None] > 0, batch["mask"], tf.ones_like(batch["mask"]))
+                kp_weight = {"all": 1.0 - labelled, "confident": pmask, "off": tf.zeros_like(pmask)}[
+                    t.keypoint_consistency]
+                s_mask = tf.where(has_kp[:, None, None] > 0, batch["mask"],
+                                  kp_weight[:, None, None] * tf.ones_like(batch["mask"]))
             else:
                 s_joints, s_mask = batch["joints"], batch["mask"]
             outputs.update(pseudo_mask=pmask, pseudo_label=pseudo, pseudo_conf=tf.reduce_max(t_probs, -1))
@@ -166,7 +169,7 @@ class Trainer:
             if self.semi:
                 out_s = self.model(batch["x_strong"], training=True)
                 per_s = self._losses(out_s, tf.one_hot(s_label, n_cls), s_valid, s_joints, s_mask)
-                s_any = tf.maximum(s_valid, (1.0 - labelled) * float(self.depth))
+                s_any = tf.maximum(tf.maximum(s_valid, has_kp), tf.reduce_max(s_mask, axis=[1, 2]))
                 loss = loss + unl_weight * self._mined_mean(per_s, s_any)
             loss = loss + tf.add_n(self.model.losses) if self.model.losses else loss
             scaled = loss / self.strategy.num_replicas_in_sync
