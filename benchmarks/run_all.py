@@ -15,7 +15,7 @@ def main() -> None:
     label_efficiency.main(["--epochs", "40"])
     run = DATA / "runs" / "full-msr20-depth-0"
     bench_export.main(["--run", str(run)])
-    bench_edge.main(["--model", str(run / "exports" / "int8-unrolled.tflite")])
+    bench_edge.main(["--model", str(run / "exports" / "int8_unrolled.tflite")])
 
 
 if __name__ == "__main__":
