@@ -278,19 +278,9 @@ class WindowSampler:
             return pp.skeleton_features(jm, cfg), joints, mask, affine
         x = d.crops[idx].astype(np.float32)
         if aug is not None and rng is not None:
-            rot = rng.uniform(-aug.rotation_rad, aug.rotation_rad)
-            scale = rng.uniform(1 - aug.scale, 1 + aug.scale)
-            shift = rng.uniform(-aug.shift, aug.shift, size=2)
-            x = affine_crops(x, rot, scale, shift)
-            joints = np.where(mask[..., None] > 0, affine_joints(joints, rot, scale, shift), 0.0).astype(np.float32)
-            affine = np.array([rot, scale, shift[0], shift[1]], np.float32)
-            fg = x < pp.BACKGROUND
-            x = np.where(fg, x + rng.normal(0, aug.depth_noise, x.shape), x).astype(np.float32)
-            S = cfg.crop_size
-            for _ in range(aug.cutout):
-                h, w = rng.integers(S // 8, S // 3, size=2)
-                r, c = rng.integers(0, S - h), rng.integers(0, S - w)
-                x[:, r : r + h, c : c + w] = pp.BACKGROUND
+            x, affine = _augment_crops(x, rng, aug)
+            joints = np.where(mask[..., None] > 0, affine_joints(joints, *affine[:2], affine[2:]), 0.0)
+            joints = joints.astype(np.float32)
         return pp.add_motion(x, cfg), joints, mask, affine
 
     def epoch(self, epoch: int, batch_size: int, shuffle: bool = True, strong: Augment | None = None
@@ -325,22 +315,31 @@ class WindowSampler:
         x = view[0][..., 0].copy() if self.input_mode == "depth" else view[0]
         if self.input_mode == "skeleton":
             return x + rng.normal(0, 0.01, x.shape).astype(np.float32), np.array([0, 1, 0, 0], np.float32)
-        rot = rng.uniform(-aug.rotation_rad, aug.rotation_rad)
-        scale = rng.uniform(1 - aug.scale, 1 + aug.scale)
-        shift = rng.uniform(-aug.shift, aug.shift, size=2)
-        x = affine_crops(x, rot, scale, shift)
-        fg = x < pp.BACKGROUND
-        x = np.where(fg, x + rng.normal(0, aug.depth_noise, x.shape), x).astype(np.float32)
-        S = self.cfg.crop_size
-        for _ in range(aug.cutout):
-            h, w = rng.integers(S // 8, S // 3, size=2)
-            r, c = rng.integers(0, S - h), rng.integers(0, S - w)
-            x[:, r : r + h, c : c + w] = pp.BACKGROUND
-        return pp.add_motion(x, self.cfg), np.array([rot, scale, shift[0], shift[1]], np.float32)
+        x, affine = _augment_crops(x, rng, aug)
+        return pp.add_motion(x, self.cfg), affine
 
     def eval_windows(self) -> dict[str, np.ndarray]:
         """Every sequence resampled whole to ``frames`` (no augmentation): the evaluation inputs."""
         return self.batch(np.arange(len(self.data)), None, None)
+
+
+def _augment_crops(x: np.ndarray, rng: np.random.Generator, aug: Augment) -> tuple[np.ndarray, np.ndarray]:
+    """Random affine + depth noise on the body + cutout boxes on ``(frames, S, S)`` crops.
+
+    Returns the crops and ``affine = (rot, scale, shift_a, shift_b)`` (see ``affine_joints``).
+    """
+    rot = rng.uniform(-aug.rotation_rad, aug.rotation_rad)
+    scale = rng.uniform(1 - aug.scale, 1 + aug.scale)
+    shift = rng.uniform(-aug.shift, aug.shift, size=2)
+    x = affine_crops(x, rot, scale, shift)
+    fg = x < pp.BACKGROUND
+    x = np.where(fg, x + rng.normal(0, aug.depth_noise, x.shape), x).astype(np.float32)
+    S = x.shape[-1]
+    for _ in range(aug.cutout):
+        h, w = rng.integers(S // 8, S // 3, size=2)
+        r, c = rng.integers(0, S - h), rng.integers(0, S - w)
+        x[:, r : r + h, c : c + w] = pp.BACKGROUND
+    return x, np.array([rot, scale, shift[0], shift[1]], np.float32)
 
 
 def _rotate_y(joints: np.ndarray, angle: float) -> np.ndarray:
