@@ -128,6 +128,7 @@ class TrainConfig(_Serialisable):
     unlabelled_weight: float = 1.0
     unlabelled_rampup_epochs: int = 10
     keypoint_consistency: str = "all"
+    labelled_batch_share: float = 0.5
     augment: bool = True
     validation_fraction: float = 0.0
     early_stopping_patience: int = 0
@@ -146,6 +147,8 @@ class TrainConfig(_Serialisable):
         _check(0 < self.pseudo_threshold < 1,
                f"pseudo_threshold must be in (0, 1). Received: pseudo_threshold={self.pseudo_threshold!r}")
         _check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1). Received: {self.ema_decay!r}")
+        _check(0 <= self.labelled_batch_share < 1,
+               f"labelled_batch_share must be in [0, 1). Received: {self.labelled_batch_share!r}")
         _check(self.keypoint_consistency in ("all", "confident", "off"),
                f"keypoint_consistency must be all, confident or off. Received: {self.keypoint_consistency!r}")
         _check(

@@ -70,3 +70,15 @@ def test_subset_keeps_frames_aligned(prepared):
     sub = prepared.subset([4, 1])
     assert sub.names == ["s4", "s1"]
     np.testing.assert_array_equal(sub.crops[sub.frames_of(1)], prepared.crops[prepared.frames_of(1)])
+
+
+def test_mixed_batches_carry_the_labelled_share(prepared):
+    labelled = np.arange(len(prepared)) < 2  # 2 labelled, 10 unlabelled
+    hidden = pipeline.hide_labels(prepared, labelled)
+    sampler = pipeline.WindowSampler(hidden, CFG, seed=0, labelled_share=0.5)
+    batches = list(sampler.epoch(0, 4))
+    assert len(batches) == sampler.num_batches(4) == 5  # one pass over the 10 unlabelled, 2 per batch
+    for b in batches:
+        assert b["labelled"].sum() == 2
+    unl = np.concatenate([b["index"][b["labelled"] == 0] for b in batches])
+    assert sorted(unl.tolist()) == list(range(2, 12))

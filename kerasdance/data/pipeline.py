@@ -254,8 +254,9 @@ class WindowSampler:
     """
 
     def __init__(self, data: Prepared, cfg: DataConfig, input_mode: str = "depth", seed: int = 0,
-                 augment: Augment | None = Augment()):
+                 augment: Augment | None = Augment(), labelled_share: float = 0.0):
         self.data, self.cfg, self.input_mode, self.seed, self.augment = data, cfg, input_mode, seed, augment
+        self.labelled_share = labelled_share
 
     def window(self, i: int, rng: np.random.Generator | None, aug: Augment | None):
         """One window of sequence ``i``: (x, joints, mask, affine) with ``affine = (rot, scale, sa, sb)``."""
@@ -290,9 +291,34 @@ class WindowSampler:
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
         n = len(self.data)
         order = rng.permutation(n) if shuffle else np.arange(n)
-        for b0 in range(0, n, batch_size):
+        labelled = np.flatnonzero(self.data.labels >= 0)
+        if shuffle and self.labelled_share > 0 and 0 < labelled.size < n:
+            order = self._mixed_order(rng, labelled, batch_size)
+        for b0 in range(0, len(order), batch_size):
             idx = order[b0 : b0 + batch_size]
             yield self.batch(idx, rng if self.augment else None, strong)
+
+    def num_batches(self, batch_size: int) -> int:
+        """Batches per epoch (see ``epoch``)."""
+        n = len(self.data)
+        n_lab = int((self.data.labels >= 0).sum())
+        if self.labelled_share > 0 and 0 < n_lab < n:
+            per = batch_size - max(1, int(round(self.labelled_share * batch_size)))
+            return int(np.ceil((n - n_lab) / per))
+        return int(np.ceil(n / batch_size))
+
+    def _mixed_order(self, rng, labelled: np.ndarray, batch_size: int) -> np.ndarray:
+        """One pass over the unlabelled sequences, each batch topped up to ``labelled_share`` with labelled
+        ones (cycled, reshuffled at each pass), so few labels still give every step a supervised signal."""
+        unlabelled = rng.permutation(np.flatnonzero(self.data.labels < 0))
+        k = max(1, int(round(self.labelled_share * batch_size)))
+        per = batch_size - k
+        n_batches = int(np.ceil(unlabelled.size / per))
+        reps = int(np.ceil(n_batches * k / labelled.size))
+        lab = np.concatenate([rng.permutation(labelled) for _ in range(reps)])
+        batches = [np.concatenate([lab[i * k : (i + 1) * k], unlabelled[i * per : (i + 1) * per]])
+                   for i in range(n_batches)]
+        return np.concatenate(batches)
 
     def batch(self, idx, rng=None, strong: Augment | None = None) -> dict[str, np.ndarray]:
         views = [self.window(i, rng, self.augment if rng is not None else None) for i in idx]

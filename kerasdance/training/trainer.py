@@ -97,10 +97,11 @@ class Trainer:
         keras.backend.experimental.enable_tf_random_generator()
         keras.utils.set_random_seed(t.seed)
         self.depth = cfg.model.input_mode == "depth"
-        self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
-                                     augment=Augment() if t.augment else None)
         self.semi = t.self_training and bool(np.any(data.train.labels < 0))
-        self.steps_per_epoch = math.ceil(len(data.train) / t.batch_size)
+        self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
+                                     augment=Augment() if t.augment else None,
+                                     labelled_share=t.labelled_batch_share if self.semi else 0.0)
+        self.steps_per_epoch = self.sampler.num_batches(t.batch_size)
         with strategy.scope():
             self.model = build_lstm_cnn(cfg.model, cfg.data)
             self.teacher = build_lstm_cnn(cfg.model, cfg.data)
