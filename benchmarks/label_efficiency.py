@@ -108,7 +108,10 @@ def main(argv=None) -> None:
                 f.write(json.dumps(row) + "\n")
     rows = [r for r in load_results() if r["epochs"] == args.epochs]
     body = ("### Label efficiency (issue 4)\n\nSynthetic sets, cross-subject split, labelled fraction stratified by "
-            f"class; {args.epochs} epochs, default recipe; mean ± sd over seeds.\n\n" + summarise(rows))
+            f"class; {args.epochs} epochs, default recipe; mean ± sd over seeds. dance11 has 5 training sequences "
+            "per class, so 5%, 10% and 20% all keep exactly 1 labelled sequence per class (the same ones for a "
+            "seed): differences between those rows are run-to-run variation, not the fraction. Rows with 1 seed "
+            "are single runs (compute ran out).\n\n" + summarise(rows))
     write_section("label_efficiency", body, "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:]))
 
 
