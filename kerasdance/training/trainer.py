@@ -212,22 +212,22 @@ class Trainer:
         n_cls = self.cfg.model.num_classes
         pseudo_hist = np.zeros(n_cls, np.int64)
         pseudo_right = pseudo_n = unl_seen = 0
+        step = -1
+
+        def local(v):  # per-example values of this worker's replicas, concatenated
+            return np.concatenate([np.asarray(x) for x in self.strategy.experimental_local_results(v)])
+
         for step, batch in enumerate(self._dataset(epoch)):
             res = self.strategy.run(self._train_step, args=(batch, unl_w))
             self._ema()
-            local = {k: tf.concat(self.strategy.experimental_local_results(v), 0) if v.shape.rank else
-                     sum(self.strategy.experimental_local_results(v)) for k, v in res.items()} \
-                if self.strategy.num_replicas_in_sync > 1 else res
             red = {k: float(self.strategy.reduce("SUM", res[k], axis=None)) for k in ("correct", "n_labelled")}
             red["loss"] = float(self.strategy.reduce("MEAN", res["loss"], axis=None))
             for k in tot:
-                tot[k] += red[k] if k != "loss" else red[k]
+                tot[k] += red[k]
             if self.semi:
-                idx = np.concatenate([v.numpy() for v in self.strategy.experimental_local_results(batch["index"])])
-                pm = local["pseudo_mask"].numpy() > 0
-                pl = local["pseudo_label"].numpy()
-                unl = self.data.train.labels[idx] < 0
-                unl_seen += int(unl.sum())
+                idx = local(batch["index"])
+                pm, pl = local(res["pseudo_mask"]) > 0, local(res["pseudo_label"])
+                unl_seen += int((self.data.train.labels[idx] < 0).sum())
                 pseudo_hist += np.bincount(pl[pm], minlength=n_cls)
                 pseudo_n += int(pm.sum())
                 pseudo_right += int((pl[pm] == self.data.hidden_labels[idx][pm]).sum())
