@@ -114,6 +114,18 @@ def test_keyboard_interrupt_from_the_source_stops_cleanly(model, depth, live):
 
 
 def test_real_ctrl_c_during_a_live_run_stops_cleanly(model):
+    import signal
+
+    # Another library imported earlier in the session may have replaced Python's SIGINT handler, which
+    # _thread.interrupt_main() goes through: Ctrl-C must raise KeyboardInterrupt here, as in a plain process.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _run_and_interrupt(model)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_and_interrupt(model):
     n = 600
     src = FaultySource(person_depth(n), delay_s=0.02)
     src.live = True
