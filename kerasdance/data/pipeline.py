@@ -6,8 +6,8 @@
 * ``hide_labels`` removes labels *and* key-points of the unlabelled sequences before
   anything reaches the training loop (the strict semi-supervised setting).
 * ``WindowSampler`` draws seeded, augmented windows of ``frames`` frames; ``make_tf_dataset``
-  wraps it as a ``tf.data.Dataset`` yielding ``(depth window, joints, joint mask, label,
-  labelled flag)``.
+  wraps it as a ``tf.data.Dataset`` yielding dicts with the depth window, joints, joint mask,
+  label and labelled flag (the training loop's input).
 
 Everything but ``make_tf_dataset`` is pure numpy.
 """
@@ -377,18 +377,20 @@ def _rotate_y(joints: np.ndarray, angle: float) -> np.ndarray:
     return np.stack([x, rel[..., 1], z], axis=-1) + root
 
 
-def make_tf_dataset(sampler: WindowSampler, epoch: int, batch_size: int):
-    """A ``tf.data.Dataset`` of one epoch: ``(depth window, joints, joint mask, label, labelled flag)``."""
+def make_tf_dataset(sampler: WindowSampler, epoch: int, batch_size: int, strong: Augment | None = None):
+    """A ``tf.data.Dataset`` of one epoch of ``sampler``'s batches, as dicts of tensors.
+
+    Keys: ``x`` (depth window), ``joints``, ``mask`` (joint mask), ``label``, ``labelled`` (flag) and
+    ``index``; with ``strong`` also ``x_strong`` and ``affine_strong`` (see ``WindowSampler.epoch``).
+    """
     from kerasdance.keras_backend import tf
 
-    first = sampler.batch(np.arange(min(1, len(sampler.data))))
-    spec = tuple(
-        tf.TensorSpec((None,) + first[k].shape[1:], tf.as_dtype(first[k].dtype))
-        for k in ("x", "joints", "mask", "label", "labelled")
-    )
+    keys = ["x", "joints", "mask", "label", "labelled", "index"] + (["x_strong", "affine_strong"] if strong else [])
+    probe = sampler.batch(np.arange(1), np.random.default_rng(0), strong)
+    spec = {k: tf.TensorSpec((None,) + probe[k].shape[1:], tf.as_dtype(probe[k].dtype)) for k in keys}
 
     def gen():
-        for b in sampler.epoch(epoch, batch_size):
-            yield tuple(b[k] for k in ("x", "joints", "mask", "label", "labelled"))
+        for b in sampler.epoch(epoch, batch_size, strong=strong):
+            yield {k: b[k] for k in keys}
 
     return tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(2)

@@ -189,18 +189,8 @@ class Trainer:
 
     # --- epochs ---------------------------------------------------------------------------------------------
     def _dataset(self, epoch: int):
-        t = self.cfg.train
-        keys = ["x", "joints", "mask", "label", "labelled", "index"] + (["x_strong", "affine_strong"] if self.semi
-                                                                         else [])
-        strong = Augment.strong() if self.semi else None
-        probe = self.sampler.batch(np.arange(1), np.random.default_rng(0), strong)
-        spec = {k: tf.TensorSpec((None,) + probe[k].shape[1:], tf.as_dtype(probe[k].dtype)) for k in keys}
-
-        def gen():
-            for b in self.sampler.epoch(epoch, t.batch_size, strong=strong):
-                yield {k: b[k] for k in keys}
-
-        ds = tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(2)
+        ds = pipeline.make_tf_dataset(self.sampler, epoch, self.cfg.train.batch_size,
+                                      Augment.strong() if self.semi else None)
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return self.strategy.experimental_distribute_dataset(ds.with_options(opts))
