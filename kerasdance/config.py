@@ -11,6 +11,7 @@ from kerasdance.skeleton import NUM_JOINTS
 
 INPUT_MODES = ("depth", "skeleton")
 PROTOCOLS = ("cross-subject", "as1", "as2", "as3")
+KEYPOINT_HEADS = ("heatmap", "dense")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -89,6 +90,9 @@ class ModelConfig(_Serialisable):
     conv_kernel: int = 3
     dropout: float = 0.3
     unroll: bool = False
+    keypoint_head: str = "heatmap"
+    keypoint_channels: int = 32
+    heatmap_stride: int = 4
 
     def __post_init__(self):
         _check(self.input_mode in INPUT_MODES,
@@ -96,6 +100,10 @@ class ModelConfig(_Serialisable):
         _check(self.num_classes >= 2, f"num_classes must be >= 2. Received: {self.num_classes!r}")
         _check(self.lstm_units > 0, f"lstm_units must be positive. Received: {self.lstm_units!r}")
         _check(len(self.conv_filters) == 3, f"The method uses three conv layers. Received: {self.conv_filters!r}")
+        _check(self.keypoint_head in KEYPOINT_HEADS,
+               f"keypoint_head must be one of {KEYPOINT_HEADS}. Received: keypoint_head={self.keypoint_head!r}")
+        _check(self.heatmap_stride in (2, 4, 8, 16),
+               f"heatmap_stride must be 2, 4, 8 or 16. Received: heatmap_stride={self.heatmap_stride!r}")
         _check(0 <= self.dropout < 1, f"dropout must be in [0, 1). Received: {self.dropout!r}")
         # JSON gives lists; keep tuples so the frozen config stays hashable.
         object.__setattr__(self, "stem_filters", tuple(self.stem_filters))

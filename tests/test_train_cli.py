@@ -29,6 +29,7 @@ def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path):
         assert (run / name).exists(), name
     log = (run / "train_log.csv").read_text().splitlines()
     assert len(log) == 1 + 3 and "pseudo_count" in log[0]
+    assert "val_" not in log[0] and all(",NA" not in row for row in log)  # no empty validation columns
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ("accuracy", "mpjpe_mm", "map_10cm", "rmse_norm", "n_test"):
         assert key in metrics

@@ -52,6 +52,17 @@ def test_checkpoint_resume_gives_identical_weights(tmp_path, prepared_factory):
         np.testing.assert_allclose(wa, wc, rtol=1e-5, atol=1e-6)
 
 
+def test_same_seed_twice_in_one_process_gives_identical_weights(tmp_path, prepared_factory):
+    """Benchmarks run many trainings in one process: a row must not depend on the rows before it."""
+    runs = []
+    for name in ("a", "b"):
+        tr = _trainer(tmp_path / name, prepared_factory)
+        tr.run_epoch(0, None)
+        runs.append(tr.model.get_weights())
+    for wa, wb in zip(*runs, strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="strategy"):
         make_strategy("horovod")

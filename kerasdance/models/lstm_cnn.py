@@ -9,8 +9,11 @@ classifies the sequence's action or dance move::
       -> per-frame conv stem (TimeDistributed Conv2D x4, BN, ReLU) -> (batch, T, F)
       -> LSTM(units, return_sequences)                              -> (batch, T, U)
       -> 3 x [Conv2D (k, 1) + BN + ReLU] over time                  -> (batch, T, 1, K)
-      -> key-points: concat(conv, stem) -> 1x1 convs                -> (batch, T, 20, 3)
       -> classes:   MaxPool (2, 1) -> global avg+max pool -> Dense  -> (batch, num_classes)
+      -> key-points (``keypoint_head="heatmap"``, the default): the stem's S/4 feature map plus its
+         deeper maps (upsampled) plus the frame's temporal context (LSTM + time convs, broadcast over
+         space) -> 1x1 convs -> per-joint heat-map and depth map -> soft-argmax  -> (batch, T, 20, 3)
+         (``"dense"``: concat(time convs, stem vector) -> 1x1 convs -> 60 numbers per frame)
 
 Skeleton mode takes ``(batch, T, features)`` joint features and outputs logits only.
 The time convolutions are ``Conv2D`` with ``(k, 1)`` kernels so that tfmot
@@ -19,8 +22,10 @@ quantisation-aware training can annotate them (it does not support Conv1D).
 
 from __future__ import annotations
 
+import numpy as np
+
 from kerasdance.config import DataConfig, ModelConfig
-from kerasdance.keras_backend import keras
+from kerasdance.keras_backend import keras, tf
 
 layers = keras.layers
 
@@ -54,6 +59,7 @@ def build_lstm_cnn(model_cfg: ModelConfig, data_cfg: DataConfig, batch_size: int
         S, C = data_cfg.crop_size, data_cfg.channels
         inputs = keras.Input((T, S, S, C), batch_size=batch_size, name="depth")
         x = inputs
+        stem_maps = []
         for i, filters in enumerate(model_cfg.stem_filters):
             kernel = 5 if i == 0 else 3
             x = layers.TimeDistributed(
@@ -61,6 +67,7 @@ def build_lstm_cnn(model_cfg: ModelConfig, data_cfg: DataConfig, batch_size: int
             )(x)
             x = layers.TimeDistributed(layers.BatchNormalization(momentum=BN_MOMENTUM), name=f"stem{i}_bn")(x)
             x = layers.ReLU(name=f"stem{i}_relu")(x)
+            stem_maps.append(x)
         x = layers.TimeDistributed(layers.Flatten(), name="stem_flatten")(x)
         stem = layers.Dense(model_cfg.lstm_units, activation="relu", name="stem_dense")(x)
     else:
@@ -76,10 +83,13 @@ def build_lstm_cnn(model_cfg: ModelConfig, data_cfg: DataConfig, batch_size: int
     outputs = {}
     if model_cfg.input_mode == "depth":
         s = layers.Reshape((T, 1, model_cfg.lstm_units), name="stem_time_image")(stem)
-        k = layers.Concatenate(name="fuse")([h, s])
-        k = layers.Conv2D(model_cfg.lstm_units, 1, activation="relu", name="kp_hidden")(k)
-        k = layers.Conv2D(model_cfg.num_joints * 3, 1, name="kp_out")(k)
-        outputs["keypoints"] = layers.Reshape((T, model_cfg.num_joints, 3), name="keypoints")(k)
+        ctx = layers.Concatenate(name="fuse")([h, s])
+        if model_cfg.keypoint_head == "heatmap":
+            outputs["keypoints"] = _heatmap_head(stem_maps, ctx, model_cfg, T)
+        else:
+            k = layers.Conv2D(model_cfg.lstm_units, 1, activation="relu", name="kp_hidden")(ctx)
+            k = layers.Conv2D(model_cfg.num_joints * 3, 1, name="kp_out")(k)
+            outputs["keypoints"] = layers.Reshape((T, model_cfg.num_joints, 3), name="keypoints")(k)
 
     p = layers.MaxPooling2D((2, 1), name="tpool")(h)
     p = layers.Concatenate(name="pooled")(
@@ -88,6 +98,64 @@ def build_lstm_cnn(model_cfg: ModelConfig, data_cfg: DataConfig, batch_size: int
     p = layers.Dropout(model_cfg.dropout, name="head_dropout")(p)
     outputs["logits"] = layers.Dense(model_cfg.num_classes, name="logits")(p)
     return keras.Model(inputs, outputs, name=f"lstm_cnn_{model_cfg.input_mode}")
+
+
+def _heatmap_head(stem_maps, ctx, model_cfg: ModelConfig, T: int):
+    """Per-frame integral (soft-argmax) key-point regression at the stem's S/``heatmap_stride`` resolution.
+
+    Lateral 1x1 convs bring that map and every deeper stem map to ``keypoint_channels``; deeper
+    maps are upsampled (they know *which* joint, the S/4 map knows *where*); the frame's temporal
+    context ``ctx`` (batch, T, 1, K) is projected and added at every position (broadcast).
+    """
+    C, J = model_cfg.keypoint_channels, model_cfg.num_joints
+    base = min(int(np.log2(model_cfg.heatmap_stride)) - 1, len(stem_maps) - 1)
+    terms = []
+    for i in range(base, len(stem_maps)):
+        lat = layers.TimeDistributed(layers.Conv2D(C, 1), name=f"kp_lateral{i}")(stem_maps[i])
+        if i > base:
+            f = 2 ** (i - base)
+            lat = layers.TimeDistributed(layers.UpSampling2D(f, interpolation="bilinear"), name=f"kp_up{i}")(lat)
+        terms.append(lat)
+    c = layers.Dense(C, name="kp_context")(ctx)  # (batch, T, 1, C)
+    terms.append(layers.Reshape((T, 1, 1, C), name="kp_context_map")(c))
+    k = layers.Add(name="kp_fuse")(terms) if len(terms) > 1 else terms[0]
+    k = layers.ReLU(name="kp_fuse_relu")(k)
+    k = layers.TimeDistributed(layers.Conv2D(C, 1, activation="relu"), name="kp_hidden")(k)
+    k = layers.TimeDistributed(layers.Conv2D(2 * J, 1), name="kp_out")(k)
+    return SoftArgmax2D(J, name="keypoints")(k)
+
+
+@keras.saving.register_keras_serializable(package="kerasdance")
+class SoftArgmax2D(layers.Layer):
+    """``(batch, T, H, W, 2J)`` heat-map logits and depth maps -> ``(batch, T, J, 3)`` key-points.
+
+    Channel ``j`` is joint j's heat-map logits, channel ``J + j`` its depth map. The output is the
+    expectation under the softmax over the H*W positions of (column, row) in normalised crop
+    coordinates (cell centres ``(i + 0.5) / n * 2 - 1``, as the crop's pixels) and of the depth
+    map: differentiable, sub-cell precise, and only TFLite builtins (softmax, matmul, mul, sum).
+    """
+
+    def __init__(self, num_joints: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_joints = num_joints
+
+    def call(self, x):
+        _, T, H, W, _ = x.shape
+        J = self.num_joints
+        cols = (np.arange(W) + 0.5) / W * 2.0 - 1.0
+        rows = (np.arange(H) + 0.5) / H * 2.0 - 1.0
+        grid = np.stack([np.tile(cols, H), np.repeat(rows, W)], axis=-1).astype(np.float32)  # (H*W, 2)
+        maps = tf.transpose(tf.reshape(x, [-1, H * W, 2 * J]), [0, 2, 1])  # (batch*T, 2J, H*W)
+        probs = tf.nn.softmax(maps[:, :J], axis=-1)
+        ab = tf.matmul(probs, tf.constant(grid))  # (batch*T, J, 2)
+        z = tf.reduce_sum(probs * maps[:, J:], axis=-1, keepdims=True)
+        return tf.reshape(tf.concat([ab, z], axis=-1), [-1, T, J, 3])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], self.num_joints, 3)
+
+    def get_config(self):
+        return {**super().get_config(), "num_joints": self.num_joints}
 
 
 def count_flops(model: keras.Model) -> int:

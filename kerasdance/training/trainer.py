@@ -209,7 +209,8 @@ class Trainer:
 
         for step, batch in enumerate(self._dataset(epoch)):
             res = self.strategy.run(self._train_step, args=(batch, unl_w))
-            self._ema()
+            if self.semi:  # the teacher is only read by self-training
+                self._ema()
             red = {k: float(self.strategy.reduce("SUM", res[k], axis=None)) for k in ("correct", "n_labelled")}
             red["loss"] = float(self.strategy.reduce("MEAN", res["loss"], axis=None))
             for k in tot:
@@ -281,6 +282,36 @@ class Trainer:
         self.ckpt.read(str(d / "ckpt")).assert_consumed()
         state = json.loads((d / "state.json").read_text())
         return state["epoch"], state["history"], state["best"]
+
+
+class EpochCSVLogger(keras.callbacks.Callback):
+    """``train_log.csv``: one row per epoch, the columns of the first epoch written (Keras' CSVLogger adds
+    ``val_*`` columns full of NA when there is no validation split). Appends on ``--resume``."""
+
+    def __init__(self, path: Path, append: bool = False):
+        super().__init__()
+        self.path, self.append, self.keys = Path(path), append, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+
+        logs = logs or {}
+        new_file = not (self.append and self.path.exists()) and self.keys is None
+        if self.keys is None:
+            self.keys = list(logs)
+            if not new_file:  # resumed: keep the columns already in the file
+                with self.path.open(newline="") as f:
+                    header = next(csv.reader(f), None)
+                self.keys = header[1:] if header else self.keys
+        with self.path.open("w" if new_file else "a", newline="") as f:
+            w = csv.writer(f)
+            if new_file:
+                w.writerow(["epoch", *self.keys])
+            w.writerow([epoch, *(_fmt(logs.get(k, "")) for k in self.keys)])
+
+
+def _fmt(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def predict_windows(model, sampler: WindowSampler, batch_size: int = 32) -> dict[str, np.ndarray]:
@@ -381,7 +412,7 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
         start += 1
         log.info("resumed %s at epoch %d", run_dir, start)
     cb = keras.callbacks.CallbackList(
-        [keras.callbacks.CSVLogger(str(run_dir / "train_log.csv"), append=bool(restored))] + list(callbacks or []),
+        [EpochCSVLogger(run_dir / "train_log.csv", append=bool(restored))] + list(callbacks or []),
         model=trainer.model)
     writer = tf.summary.create_file_writer(str(run_dir / "tb"))
     cb.on_train_begin()
@@ -413,7 +444,7 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
                 for k, v in logs.items():
                     if not isinstance(v, str):
                         tf.summary.scalar(k, v)
-        cb.on_epoch_end(epoch, {k: v for k, v in logs.items() if k != "pseudo_hist"})
+        cb.on_epoch_end(epoch, logs)
         trainer.save_checkpoint(epoch, history, best)
         if verbose:
             extra = "".join(f" {k}={v:.4g}" for k, v in logs.items() if isinstance(v, float))
