@@ -219,7 +219,6 @@ def test_pruned_int8_reaches_target_sparsity(run):
     assert rep["sparsity"] == pytest.approx(0.5, abs=0.05)
     assert load_meta(path).extra["prune"] == 0.5
     span = max(float(np.ptp(run.keras_out[k])) for k in ("logits", "keypoints"))
-    print("QATDIFF", rep["max_abs_diff_logits"], rep["max_abs_diff_keypoints"], {k: float(np.ptp(run.keras_out[k])) for k in ("logits", "keypoints")}, rep.get("accuracy_keras"), rep.get("accuracy_tflite"), rep.get("mpjpe_keras_mm"), rep.get("mpjpe_tflite_mm"))
     assert rep["max_abs_diff"] / span <= RELATIVE_BOUND["int8"]
 
 
