@@ -92,7 +92,7 @@ class ModelConfig(_Serialisable):
     unroll: bool = False
     keypoint_head: str = "heatmap"
     keypoint_channels: int = 32
-    heatmap_stride: int = 4
+    heatmap_stride: int = 8
 
     def __post_init__(self):
         _check(self.input_mode in INPUT_MODES,
@@ -126,7 +126,7 @@ class TrainConfig(_Serialisable):
     keypoints_for_all: bool = False
     dice_weight: float = 3.0
     ce_weight: float = 1.0
-    keypoint_weight: float = 1.0
+    keypoint_weight: float = 3.0
     label_smoothing: float = 0.05
     ohem_fraction: float = 0.7
     ohem_min_count: int = 4

@@ -208,10 +208,12 @@ def test_qat_int8(dense_head_run):
     path, rep = run.export("qat", format="int8", qat=True, finetune_epochs=4)
     assert rep["finetune"]["epochs"] == 4 and np.isfinite(rep["finetune"]["loss"][0])
     assert "accuracy_keras_finetuned" in rep and load_meta(path).extra["qat"] is True
-    # against the QAT Keras model that was converted (its fake-quant mirrors the int8 graph)
+    # against the QAT Keras model that was converted. Its fake-quant mirrors the int8 graph only in part (the
+    # TimeDistributed stem and the LSTM train float), so the bound is looser than PTQ's: 25% of the span
+    # (measured 11-17% on this tiny model depending on the recipe).
     assert rep["max_abs_diff_against"] == "the fine-tuned Keras model"
     span = max(float(np.ptp(run.keras_out[k])) for k in ("logits", "keypoints"))
-    assert rep["max_abs_diff"] / span <= RELATIVE_BOUND["int8"]
+    assert rep["max_abs_diff"] / span <= 0.25
 
 
 def test_pruned_int8_reaches_target_sparsity(run):
