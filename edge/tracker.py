@@ -4,7 +4,9 @@ Every incoming frame is located once (``frame_stats``) and kept with its statist
 the last ``N = round(window_seconds * fps)`` frames. Once ``T`` frames are there, each new frame
 gives one model window exactly as in training: one crop over the window (``crop_from_stats``),
 ``T`` evenly resampled frames (``resample_indices``), ``crop_frames``, ``add_motion``; the
-key-points of the newest frame go back to camera metres (``crop_to_camera``).
+key-points of the newest frame go back to camera metres (``crop_to_camera``). The window is a span
+of time: when frames were skipped, older frames are left out and the T frames are picked by
+timestamp, so a slow device sees the same motion span as training, only sampled more coarsely.
 
 ``run`` ties a source, a tracker and sinks together. A live source is read in its own thread and
 handed over through a ``LatestFrameQueue`` (latest frame wins), so latency never grows when the
@@ -148,6 +150,7 @@ class Tracker:
         h, w = self.intrinsics.height, self.intrinsics.width
         self._depth = np.zeros((self.window_frames, h, w), np.uint16)
         self._stats = np.full((self.window_frames, 3), np.nan)
+        self._ts = np.zeros(self.window_frames, np.float64)
         self._count = self._pos = 0
         self._last_index: int | None = None
         if self.smoothing is not None:
@@ -201,6 +204,7 @@ class Tracker:
         stats = pp.frame_stats(depth, self.cfg)
         self._depth[self._pos] = depth
         self._stats[self._pos] = stats
+        self._ts[self._pos] = frame.timestamp_us
         self._pos = (self._pos + 1) % self.window_frames
         self._count = min(self._count + 1, self.window_frames)
         if self._count < self.warmup_frames:
@@ -208,11 +212,12 @@ class Tracker:
         if not np.all(np.isfinite(stats)):
             return self._result(frame, t_in, NO_PERSON)
         order = (self._pos - self._count + np.arange(self._count)) % self.window_frames  # oldest -> newest
+        order, pick = self._window(order)
         try:
             crop = pp.crop_from_stats(self._stats[order], self.intrinsics, self.cfg)
         except ValueError:
             return self._result(frame, t_in, NO_PERSON)
-        idx = order[pp.resample_indices(self._count, self.frames)]
+        idx = order[pick]
         x = pp.add_motion(pp.crop_frames(self._depth[idx], crop, self.cfg), self.cfg)
         keypoints, probs = self.model.predict(x)
         joints = pp.crop_to_camera(keypoints[-1], crop, self.intrinsics, self.cfg)
@@ -220,6 +225,31 @@ class Tracker:
             joints = self.smoothing(joints, frame.timestamp_us / 1e6)
         k = int(np.argmax(probs))
         return self._result(frame, t_in, TRACKING, joints.astype(np.float32), self.model.class_names[k], probs[k])
+
+
+    def _window(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ring frames ``order`` (oldest -> newest) that fall in the window, and which T of them to feed.
+
+        The window is a span of time, as in training (T frames of a 15 fps recording): when frames were
+        skipped (a slow device, the latest-frame queue) the ring holds frames from longer ago, so frames
+        older than the span are left out and the T model frames are picked nearest to T evenly spaced
+        times. Without skips (evenly spaced timestamps) this is exactly ``resample_indices``. Timestamps
+        that do not increase (a camera reset) fall back to the frame order.
+        """
+        ts = self._ts[order]
+        if order.size < 2 or np.any(np.diff(ts) <= 0):
+            return order, pp.resample_indices(order.size, self.frames)
+        span_us = (self.window_frames - 1) / self.fps * 1e6
+        start = ts[-1] - span_us
+        keep = ts >= start - 0.5e6 / self.fps  # half a frame of slack for timestamp jitter
+        order, ts = order[keep], ts[keep]
+        if order.size < 2:
+            return order, np.zeros(self.frames, np.int64)
+        if order.size == self.window_frames:  # nothing skipped: the training resampling, exactly
+            return order, pp.resample_indices(order.size, self.frames)
+        targets = np.linspace(max(start, ts[0]), ts[-1], self.frames)
+        pos = np.interp(targets, ts, np.arange(ts.size))
+        return order, np.clip(np.round(pos), 0, ts.size - 1).astype(np.int64)
 
 
 class LatestFrameQueue:

@@ -51,6 +51,19 @@ def test_warmup_then_tracking_matches_the_shared_preprocessing(model, depth):
     assert last.latency_ms > 0 and last.index == 11 and last.timestamp_us == 11 * 66_667
 
 
+def test_window_is_a_span_of_time_when_frames_are_skipped(model, depth):
+    """Only every third frame reaches the tracker (a slow device): the window still covers T / 15 s, not 3x."""
+    tracker = Tracker(model)
+    results = [tracker.update(Frame(depth[i], i * 66_667, i), skipped=2 if i else 0) for i in range(0, 31, 3)]
+    assert results[-1].state == "tracking" and tracker.faults.dropped_frames == 0
+    cfg = model.data_config
+    window = depth[[24, 27, 30]]  # the frames of the last (8 - 1) / 15 s
+    crop = pp.crop_from_stats(np.array([pp.frame_stats(d, cfg) for d in window]), KINECT_V1, cfg)
+    pick = np.round(np.linspace(0, 2, 8)).astype(int)  # nearest to 8 evenly spaced times
+    kp, _ = model.predict(pp.add_motion(pp.crop_frames(window[pick], crop, cfg), cfg))
+    np.testing.assert_allclose(results[-1].joints_m, pp.crop_to_camera(kp[-1], crop, KINECT_V1, cfg), atol=1e-5)
+
+
 def test_window_follows_fps_and_smoothing_applies(model, depth):
     tracker = Tracker(model, window_seconds=1.0, smoothing=OneEuroFilter(min_cutoff=0.5, beta=0.0), fps=30.0)
     assert tracker.window_frames == 30 and tracker.warmup_frames == 8
