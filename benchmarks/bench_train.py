@@ -42,20 +42,40 @@ def epoch_time(set_dir, cfg) -> dict:
             "epoch_times": times[1:], "prepare_s": prep_s}
 
 
-def full_run(set_name, input_mode, epochs, seed=0) -> dict:
+def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="") -> dict:
     from kerasdance.config import RunConfig
     from kerasdance.keras_backend import keras
     from kerasdance.training.trainer import train
 
-    run_dir = DATA / "runs" / f"full-{set_name}-{input_mode}-{seed}"
+    run_dir = DATA / "runs" / f"full-{set_name}-{input_mode}{tag}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     keras.backend.clear_session()
-    cfg = RunConfig().replace(model={"input_mode": input_mode}, train={"epochs": epochs, "seed": seed})
+    cfg = RunConfig().replace(model={"input_mode": input_mode, **(model or {})}, train={"epochs": epochs, "seed": seed})
     t0 = time.time()
     m = train(synthetic_set(set_name), run_dir, cfg, cache_dir=CACHE, verbose=0)
     return {"set": set_name, "input": input_mode, "accuracy": m["accuracy"] * 100, "mpjpe_mm": m["mpjpe_mm"],
             "mpjpe_rel_mm": m["mpjpe_rel_mm"], "map_10cm": m["map_10cm"] * 100, "train_s": time.time() - t0,
             "epochs": epochs, "n_test": m["n_test"]}
+
+
+HEADS = [("heat-map, stride 8 (default)", {}), ("heat-map, stride 4", {"heatmap_stride": 4}),
+         ("dense (60 numbers per frame)", {"keypoint_head": "dense"})]
+
+
+def heads_section(epochs: int, cmd: str) -> None:
+    """The key-point heads compared with the same recipe (msr20 depth, 100% labels, seed 0)."""
+    rows = []
+    for i, (name, model) in enumerate(HEADS):
+        r = full_run("msr20", "depth", epochs, model=model, tag=f"-head{i}")
+        rows.append({"head": name, **r})
+    body = ["### Key-point heads (issue 3)", "",
+            f"msr20 depth, 100% labels, cross-subject, {epochs} epochs, seed 0, key-point weight 3, same recipe "
+            "otherwise:", "",
+            table(rows, [("head", "key-point head"), ("accuracy", "accuracy %"), ("mpjpe_mm", "MPJPE mm"),
+                         ("mpjpe_rel_mm", "root-rel. MPJPE mm"), ("map_10cm", "joints within 10 cm %"),
+                         ("train_s", "train s")])]
+    write_section("keypoint_heads", "\n".join(body), cmd)
+    print("\n".join(body))
 
 
 def speed_section(cmd: str) -> None:
@@ -86,8 +106,12 @@ def main(argv=None) -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--skip-runs", action="store_true", help="Only the speed section.")
     ap.add_argument("--skip-speed", action="store_true", help="Only the full runs (time the epoch on an idle machine).")
+    ap.add_argument("--heads", action="store_true", help="Only the key-point head comparison on msr20.")
     args = ap.parse_args(argv)
     cmd = "python -m benchmarks.bench_train " + " ".join(sys.argv[1:])
+    if args.heads:
+        heads_section(args.epochs, cmd)
+        return
     if not args.skip_speed:
         speed_section(cmd)
     if not args.skip_runs:

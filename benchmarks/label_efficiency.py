@@ -30,6 +30,8 @@ VARIANTS = {
     "semi": {"self_training": True},
     "semi, no OHEM": {"self_training": True, "ohem_fraction": 1.0},
     "semi, CE only": {"self_training": True, "dice_weight": 0.0},
+    # Pre-trained on the other synthetic set (msr20, all labels: bench_train's full run), then few-label training.
+    "semi, msr20 pre-training": {"self_training": True, "init": "full-msr20-depth-0"},
 }
 
 
@@ -42,11 +44,16 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
     run_dir = DATA / "runs" / f"{set_name}-{input_mode}-{fraction}-{variant.replace(' ', '').replace(',', '_')}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     over = dict(VARIANTS[variant])
+    init = over.pop("init", None)
+    if init is not None:
+        init = DATA / "runs" / init
+        if not (init / "model.keras").exists():
+            raise SystemExit(f"{variant!r} needs {init}: run `python -m benchmarks.bench_train` first")
     cfg = RunConfig().replace(model={"input_mode": input_mode},
                               train={"epochs": epochs, "labelled_fraction": fraction, "seed": seed, **over})
     keras.backend.clear_session()
     t0 = time.time()
-    m = train(data_dir, run_dir, cfg, cache_dir=CACHE, verbose=0)
+    m = train(data_dir, run_dir, cfg, cache_dir=CACHE, verbose=0, init_from=init)
     return {"set": set_name, "input": input_mode, "fraction": fraction, "variant": variant, "seed": seed,
             "epochs": epochs, "accuracy": m["accuracy"], "mpjpe_mm": m["mpjpe_mm"], "map_10cm": m["map_10cm"],
             "train_time_s": time.time() - t0, "recipe": RECIPE, "n_labelled": m["n_labelled"], "n_train": m["n_train"],
@@ -86,6 +93,8 @@ def main(argv=None) -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--input", default="depth", choices=["depth", "skeleton"])
     ap.add_argument("--no-ablations", action="store_true")
+    ap.add_argument("--pretraining", action="store_true",
+                    help="Also 'semi, msr20 pre-training' at 20%% (for dance11: initialised from the msr20 model).")
     ap.add_argument("--summary-only", action="store_true", help="Rewrite the BENCHMARKS.md section from results.")
     args = ap.parse_args(argv)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +105,8 @@ def main(argv=None) -> None:
             variants = ["supervised"] + (["semi"] if frac < 1.0 else [])
             if frac == 0.2 and not args.no_ablations:
                 variants += ["semi, no OHEM", "semi, CE only"]
+            if frac == 0.2 and args.pretraining and set_name != "msr20":  # msr20's own labels would leak
+                variants += ["semi, msr20 pre-training"]
             for v in variants:
                 for seed in [int(s) for s in args.seeds.split(",")]:
                     plan.append((set_name, frac, v, seed))
