@@ -56,8 +56,9 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
     m = train(data_dir, run_dir, cfg, cache_dir=CACHE, verbose=0, init_from=init)
     return {"set": set_name, "input": input_mode, "fraction": fraction, "variant": variant, "seed": seed,
             "epochs": epochs, "accuracy": m["accuracy"], "mpjpe_mm": m["mpjpe_mm"], "map_10cm": m["map_10cm"],
-            "train_time_s": time.time() - t0, "recipe": RECIPE, "n_labelled": m["n_labelled"], "n_train": m["n_train"],
-            "peak_rss_mb": peak_rss_mb()}
+            "train_time_s": time.time() - t0, "recipe": RECIPE,
+            "cmd": "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:]),
+            "n_labelled": m["n_labelled"], "n_train": m["n_train"], "peak_rss_mb": peak_rss_mb()}
 
 
 def load_results() -> list[dict]:
@@ -126,7 +127,8 @@ def main(argv=None) -> None:
             "dance11 has 5 training sequences per class, so 5%, 10% and 20% all keep exactly 1 labelled sequence "
             "per class, the same ones for a seed: training is deterministic, so those rows would repeat the 20% "
             "row and are not run. Rows with fewer seeds are what the compute allowed.\n\n" + summarise(rows))
-    write_section("label_efficiency", body, "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:]))
+    cmds = list(dict.fromkeys(r.get("cmd", "python -m benchmarks.label_efficiency") for r in rows))
+    write_section("label_efficiency", body, "`; `".join(cmds))
 
 
 if __name__ == "__main__":
