@@ -63,6 +63,18 @@ def test_same_seed_twice_in_one_process_gives_identical_weights(tmp_path, prepar
         np.testing.assert_array_equal(wa, wb)
 
 
+def test_checkpoint_of_another_model_is_refused_with_a_clear_error(tmp_path, prepared_factory):
+    from kerasdance.errors import KerasdanceError
+
+    a = _trainer(tmp_path, prepared_factory)
+    a.run_epoch(0, None)
+    a.save_checkpoint(0, [], {})
+    other = TINY.replace(model={"keypoint_head": "dense"})  # e.g. a run written by an older version
+    b = _trainer(tmp_path, prepared_factory, other)
+    with pytest.raises(KerasdanceError, match="does not fit this model"):
+        b.restore_latest()
+
+
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="strategy"):
         make_strategy("horovod")

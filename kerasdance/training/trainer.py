@@ -279,7 +279,12 @@ class Trainer:
             return None
         info = json.loads(latest.read_text())
         d = self.run_dir / "checkpoints" / info["checkpoint"]
-        self.ckpt.read(str(d / "ckpt")).assert_consumed()
+        try:
+            self.ckpt.read(str(d / "ckpt")).assert_consumed()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            raise KerasdanceError(
+                f"{d} does not fit this model (written by another kerasdance version or configuration?): "
+                f"{str(e).splitlines()[0][:200]}. Start a new run with another --out.") from None
         state = json.loads((d / "state.json").read_text())
         return state["epoch"], state["history"], state["best"]
 
