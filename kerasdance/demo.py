@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def main(argv=None) -> None:
     print(f"[3/6] preview of {ds.refs[0].name}: {png}")
 
     from kerasdance.config import RunConfig
+    from kerasdance.errors import KerasdanceError
     from kerasdance.evaluate import format_report
     from kerasdance.training.trainer import train
 
@@ -51,8 +53,13 @@ def main(argv=None) -> None:
                "unlabelled_rampup_epochs": 5},
     )
     print(f"[4/6] training in {run_dir} (50% labels, self-training on the rest) ...")
-    metrics = train(data_dir, run_dir, cfg, resume=(run_dir / "config.json").exists(), cache_dir=out / "cache",
-                    verbose=1)
+    try:
+        metrics = train(data_dir, run_dir, cfg, resume=(run_dir / "config.json").exists(), cache_dir=out / "cache",
+                        verbose=1)
+    except KerasdanceError as e:  # a demo run left by another version: the demo's own folder, start afresh
+        print(f"      {e}\n      starting the demo run afresh")
+        shutil.rmtree(run_dir)
+        metrics = train(data_dir, run_dir, cfg, cache_dir=out / "cache", verbose=1)
     print(format_report(metrics, json.loads((run_dir / "classes.json").read_text())))
 
     try:
