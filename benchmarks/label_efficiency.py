@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -27,6 +28,9 @@ RECIPE = 2  # 2: heat-map key-point head (stride 8), key-point weight 3, noise-b
 
 VARIANTS = {
     "supervised": {"self_training": False},
+    # Supervised only, but for as many optimizer steps as the semi-supervised run takes: an epoch of
+    # "supervised" passes over the few labelled sequences only, so it also trains for far fewer steps.
+    "supervised, semi's steps": {"self_training": False, "match_steps": True},
     "semi": {"self_training": True},
     "semi, no OHEM": {"self_training": True, "ohem_fraction": 1.0},
     "semi, CE only": {"self_training": True, "dice_weight": 0.0},
@@ -41,10 +45,13 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
     from kerasdance.training.trainer import train
 
     data_dir = synthetic_set(set_name)
-    run_dir = DATA / "runs" / f"{set_name}-{input_mode}-{fraction}-{variant.replace(' ', '').replace(',', '_')}-{seed}"
+    run_dir = DATA / "runs" / f"{set_name}-{input_mode}-{fraction}-{re.sub(r'[^A-Za-z0-9]+', '_', variant)}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     over = dict(VARIANTS[variant])
     init = over.pop("init", None)
+    if over.pop("match_steps", False):
+        scale = _semi_steps_ratio(data_dir, fraction, seed)
+        over.update(epochs=int(round(epochs * scale)), warmup_epochs=int(round(3 * scale)))
     if init is not None:
         init = DATA / "runs" / init
         if not (init / "model.keras").exists():
@@ -56,9 +63,23 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
     m = train(data_dir, run_dir, cfg, cache_dir=CACHE, verbose=0, init_from=init)
     return {"set": set_name, "input": input_mode, "fraction": fraction, "variant": variant, "seed": seed,
             "epochs": epochs, "accuracy": m["accuracy"], "mpjpe_mm": m["mpjpe_mm"], "map_10cm": m["map_10cm"],
-            "train_time_s": time.time() - t0, "recipe": RECIPE,
+            "train_time_s": time.time() - t0, "recipe": RECIPE, "train_epochs": cfg.train.epochs,
             "cmd": "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:]),
             "n_labelled": m["n_labelled"], "n_train": m["n_train"], "peak_rss_mb": peak_rss_mb()}
+
+
+def _semi_steps_ratio(data_dir, fraction: float, seed: int) -> float:
+    """Steps per epoch of the semi-supervised loop over those of the supervised-only loop (same split)."""
+    from kerasdance.config import RunConfig
+    from kerasdance.data.pipeline import WindowSampler
+    from kerasdance.training.trainer import load_train_data
+
+    cfg = RunConfig().replace(train={"labelled_fraction": fraction, "seed": seed})
+    data, _ = load_train_data(data_dir, cfg, CACHE)
+    bs = cfg.train.batch_size
+    semi = WindowSampler(data.train, cfg.data, labelled_share=cfg.train.labelled_batch_share).num_batches(bs)
+    sup = int(np.ceil((data.train.labels >= 0).sum() / bs))
+    return semi / sup
 
 
 def load_results() -> list[dict]:
@@ -96,6 +117,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-ablations", action="store_true")
     ap.add_argument("--pretraining", action="store_true",
                     help="Also 'semi, msr20 pre-training' at 20%% (for dance11: initialised from the msr20 model).")
+    ap.add_argument("--matched-steps", action="store_true",
+                    help="Also 'supervised, semi's steps' at 20%%: supervised only, as many steps as self-training.")
     ap.add_argument("--summary-only", action="store_true", help="Rewrite the BENCHMARKS.md section from results.")
     args = ap.parse_args(argv)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +127,8 @@ def main(argv=None) -> None:
     for set_name in args.sets.split(","):
         for frac in [float(f) for f in args.fractions.split(",")]:
             variants = ["supervised"] + (["semi"] if frac < 1.0 else [])
+            if frac == 0.2 and args.matched_steps:
+                variants += ["supervised, semi's steps"]
             if frac == 0.2 and not args.no_ablations:
                 variants += ["semi, no OHEM", "semi, CE only"]
             if frac == 0.2 and args.pretraining and set_name != "msr20":  # msr20's own labels would leak
