@@ -13,9 +13,10 @@ def main() -> None:
     bench_synth.main()
     bench_train.main(["--epochs", "40"])
     bench_train.main(["--heads", "--epochs", "40"])
-    label_efficiency.main(["--sets", "msr20", "--epochs", "40"])
+    label_efficiency.main(["--sets", "msr20", "--matched-steps", "--epochs", "40"])
     # dance11: 5% and 10% keep the same sequences as 20% (1 per class), so they would repeat its rows.
-    label_efficiency.main(["--sets", "dance11", "--fractions", "0.2,0.5,1.0", "--pretraining", "--epochs", "40"])
+    label_efficiency.main(["--sets", "dance11", "--fractions", "0.2,0.5,1.0", "--pretraining", "--matched-steps",
+                           "--epochs", "40"])
     run = DATA / "runs" / "full-msr20-depth-0"
     bench_export.main(["--run", str(run)])
     bench_edge.main(["--model", str(run / "exports" / "int8_unrolled.tflite")])
