@@ -6,7 +6,7 @@ The full set takes well over an hour on 2 cores; run one script alone to refresh
 from __future__ import annotations
 
 from benchmarks import bench_edge, bench_export, bench_synth, bench_train, label_efficiency
-from benchmarks.datasets import DATA
+from benchmarks.datasets import CACHE, DATA
 
 
 def main() -> None:
@@ -18,8 +18,8 @@ def main() -> None:
     label_efficiency.main(["--sets", "dance11", "--fractions", "0.2,0.5,1.0", "--pretraining", "--matched-steps",
                            "--epochs", "40"])
     run = DATA / "runs" / "full-msr20-depth-0"
-    bench_export.main(["--run", str(run)])
-    bench_edge.main(["--model", str(run / "exports" / "int8_unrolled.tflite")])
+    bench_export.main(["--run", str(run), "--cache", str(CACHE)])
+    bench_edge.main(["--model", str(run / "exports" / "int8_unrolled.tflite"), "--seconds", "600"])
 
 
 if __name__ == "__main__":
