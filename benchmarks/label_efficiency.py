@@ -29,11 +29,14 @@ RECIPE = 2  # 2: heat-map key-point head (stride 8), key-point weight 3, noise-b
 VARIANTS = {
     "supervised": {"self_training": False},
     # Supervised only, but for as many optimizer steps as the semi-supervised run takes: an epoch of
-    # "supervised" passes over the few labelled sequences only, so it also trains for far fewer steps.
+    # self-training passes over the unlabelled sequences (half of each batch), one of supervised-only
+    # training has as many batches as a pass over the whole training set, so it takes fewer steps.
     "supervised, semi's steps": {"self_training": False, "match_steps": True},
     "semi": {"self_training": True},
     "semi, no OHEM": {"self_training": True, "ohem_fraction": 1.0},
     "semi, CE only": {"self_training": True, "dice_weight": 0.0},
+    # The teacher's key-points are not used as targets on unlabelled windows (class pseudo-labels only).
+    "semi, no key-point consistency": {"self_training": True, "keypoint_consistency": "off"},
     # Pre-trained on the other synthetic set (msr20, all labels: bench_train's full run), then few-label training.
     "semi, msr20 pre-training": {"self_training": True, "init": "full-msr20-depth-0"},
 }
@@ -78,7 +81,7 @@ def _semi_steps_ratio(data_dir, fraction: float, seed: int) -> float:
     data, _ = load_train_data(data_dir, cfg, CACHE)
     bs = cfg.train.batch_size
     semi = WindowSampler(data.train, cfg.data, labelled_share=cfg.train.labelled_batch_share).num_batches(bs)
-    sup = int(np.ceil((data.train.labels >= 0).sum() / bs))
+    sup = WindowSampler(data.train, cfg.data, targets_only=True).num_batches(bs)
     return semi / sup
 
 
@@ -92,19 +95,27 @@ def load_results() -> list[dict]:
 def summarise(rows: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["set"], r["input"], r["fraction"], r["variant"]), []).append(r)
+        groups.setdefault((r["set"], r["input"], r["fraction"], r["variant"], r["epochs"]), []).append(r)
     out_rows = []
-    for (set_name, inp, frac, variant), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2],
-                                                                                      list(VARIANTS).index(kv[0][3]))):
+    order = sorted(groups.items(),
+                   key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][4], list(VARIANTS).index(kv[0][3])))
+    for (set_name, inp, frac, variant, _), rs in order:
         acc = np.array([r["accuracy"] for r in rs]) * 100
         mp = np.array([r["mpjpe_mm"] for r in rs], dtype=float)
         out_rows.append({"set": set_name, "input": inp, "labels": f"{frac * 100:g}%", "variant": variant,
+                         "epochs": _epochs_label(rs[0]),
                          "seeds": len(rs), "acc": f"{acc.mean():.1f} ± {acc.std():.1f}",
                          "mpjpe": f"{np.nanmean(mp):.0f} ± {np.nanstd(mp):.0f}" if np.isfinite(mp).any() else "—",
                          "time": f"{np.mean([r['train_time_s'] for r in rs]):.0f}"})
     return table(out_rows, [("set", "set"), ("input", "input"), ("labels", "labels"), ("variant", "training"),
-                            ("seeds", "seeds"), ("acc", "accuracy % (mean ± sd)"), ("mpjpe", "MPJPE mm"),
-                            ("time", "train s")])
+                            ("epochs", "epochs"), ("seeds", "seeds"), ("acc", "accuracy % (mean ± sd)"),
+                            ("mpjpe", "MPJPE mm"), ("time", "train s")])
+
+
+def _epochs_label(row: dict) -> str:
+    """The run's ``--epochs``, and the epochs it actually trained where the variant scales them."""
+    te = row.get("train_epochs", row["epochs"])
+    return str(row["epochs"]) if te == row["epochs"] else f"{row['epochs']} (ran {te})"
 
 
 def main(argv=None) -> None:
@@ -119,6 +130,9 @@ def main(argv=None) -> None:
                     help="Also 'semi, msr20 pre-training' at 20%% (for dance11: initialised from the msr20 model).")
     ap.add_argument("--matched-steps", action="store_true",
                     help="Also 'supervised, semi's steps' at 20%%: supervised only, as many steps as self-training.")
+    ap.add_argument("--only", action="append", choices=list(VARIANTS), metavar="VARIANT",
+                    help="Run only these variants (repeatable), at every fraction given; "
+                         f"one of: {', '.join(map(repr, VARIANTS))}.")
     ap.add_argument("--summary-only", action="store_true", help="Rewrite the BENCHMARKS.md section from results.")
     args = ap.parse_args(argv)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +147,8 @@ def main(argv=None) -> None:
                 variants += ["semi, no OHEM", "semi, CE only"]
             if frac == 0.2 and args.pretraining and set_name != "msr20":  # msr20's own labels would leak
                 variants += ["semi, msr20 pre-training"]
+            if args.only:
+                variants = [v for v in args.only if frac < 1.0 or v == "supervised"]
             for v in variants:
                 for seed in [int(s) for s in args.seeds.split(",")]:
                     plan.append((set_name, frac, v, seed))
@@ -146,9 +162,12 @@ def main(argv=None) -> None:
                   f"{row['train_time_s']:.0f} s", flush=True)
             with RESULTS.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-    rows = [r for r in load_results() if r["epochs"] == args.epochs]
+    rows = load_results()
     body = ("### Label efficiency (issue 4)\n\nSynthetic sets, cross-subject split, labelled fraction stratified by "
-            f"class; {args.epochs} epochs, default recipe (recipe {RECIPE}); mean ± sd over seeds (population sd). "
+            f"class; default recipe (recipe {RECIPE}) with the epochs in the table (an epoch of supervised-only "
+            "training passes over the labelled sequences, one of self-training over the unlabelled ones; "
+            "\"semi's steps\" scales the supervised epochs to as many optimizer steps as self-training takes); "
+            "mean ± sd over seeds (population sd). "
             "dance11 has 5 training sequences per class, so 5%, 10% and 20% all keep exactly 1 labelled sequence "
             "per class, the same ones for a seed: training is deterministic, so those rows would repeat the 20% "
             "row and are not run. Rows with fewer seeds are what the compute allowed.\n\n" + summarise(rows))

@@ -82,3 +82,24 @@ def test_mixed_batches_carry_the_labelled_share(prepared):
         assert b["labelled"].sum() == 2
     unl = np.concatenate([b["index"][b["labelled"] == 0] for b in batches])
     assert sorted(unl.tolist()) == list(range(2, 12))
+
+
+def test_supervised_batches_skip_sequences_without_targets(prepared):
+    labelled = np.arange(len(prepared)) < 3  # 3 labelled, 9 that carry nothing once hidden
+    hidden = pipeline.hide_labels(prepared, labelled)
+    sampler = pipeline.WindowSampler(hidden, CFG, seed=0, targets_only=True)
+    np.testing.assert_array_equal(sampler.with_targets(), [0, 1, 2])
+    batches = list(sampler.epoch(0, 4))
+    assert len(batches) == sampler.num_batches(4) == 3  # the epoch keeps its length...
+    idx = np.concatenate([b["index"] for b in batches])
+    assert set(idx.tolist()) == {0, 1, 2} and np.bincount(idx).tolist() == [4, 4, 4]  # ...cycling the 3
+    assert all(b["labelled"].all() for b in batches)
+    # key-points kept for all (--keypoints-for-all): every sequence carries a target, nothing is skipped
+    keep = pipeline.WindowSampler(pipeline.hide_labels(prepared, labelled, keypoints_for_all=True), CFG, seed=0,
+                                  targets_only=True)
+    assert sorted(np.concatenate([b["index"] for b in keep.epoch(0, 4)]).tolist()) == list(range(len(prepared)))
+    # all labelled: the same order as a plain sampler (full-label runs are unchanged)
+    plain = [b["index"] for b in pipeline.WindowSampler(prepared, CFG, seed=0).epoch(1, 4)]
+    only = [b["index"] for b in pipeline.WindowSampler(prepared, CFG, seed=0, targets_only=True).epoch(1, 4)]
+    for a, b in zip(plain, only, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -35,6 +35,15 @@ def test_supervised_only_when_everything_is_labelled(tmp_path, prepared_factory)
     assert "pseudo_count" not in tr.run_epoch(0, None)
 
 
+def test_supervised_only_with_hidden_labels_trains_on_labelled_batches(tmp_path, prepared_factory):
+    cfg = TINY.replace(train={"self_training": False})
+    tr = _trainer(tmp_path, prepared_factory, cfg)  # 6 of 12 labelled, no self-training
+    assert not tr.semi and tr.steps_per_epoch == 3  # as many steps as a pass over all 12
+    batches = list(tr.sampler.epoch(0, cfg.train.batch_size))
+    assert len(batches) == 3 and all(b["labelled"].all() for b in batches)
+    assert np.isfinite(tr.run_epoch(0, None)["loss"])
+
+
 def test_checkpoint_resume_gives_identical_weights(tmp_path, prepared_factory):
     a = _trainer(tmp_path / "a", prepared_factory)
     for e in range(3):

@@ -254,9 +254,12 @@ class WindowSampler:
     """
 
     def __init__(self, data: Prepared, cfg: DataConfig, input_mode: str = "depth", seed: int = 0,
-                 augment: Augment | None = Augment(), labelled_share: float = 0.0):
+                 augment: Augment | None = Augment(), labelled_share: float = 0.0, targets_only: bool = False):
+        """``labelled_share`` > 0: self-training batches (see ``_mixed_order``). ``targets_only``: supervised
+        training, whose batches skip the sequences that carry neither a label nor key-points (they would add
+        nothing to the loss); the few that do are cycled so that an epoch keeps ``num_batches`` full batches."""
         self.data, self.cfg, self.input_mode, self.seed, self.augment = data, cfg, input_mode, seed, augment
-        self.labelled_share = labelled_share
+        self.labelled_share, self.targets_only = labelled_share, targets_only
 
     def window(self, i: int, rng: np.random.Generator | None, aug: Augment | None):
         """One window of sequence ``i``: (x, joints, mask, affine) with ``affine = (rot, scale, sa, sb)``."""
@@ -294,9 +297,21 @@ class WindowSampler:
         labelled = np.flatnonzero(self.data.labels >= 0)
         if shuffle and self.labelled_share > 0 and 0 < labelled.size < n:
             order = self._mixed_order(rng, labelled, batch_size)
+        elif shuffle and self.targets_only:
+            useful = self.with_targets()
+            if 0 < useful.size < n:  # cycled, reshuffled at each pass, to the epoch's length
+                reps = int(np.ceil(n / useful.size))
+                order = np.concatenate([rng.permutation(useful) for _ in range(reps)])[:n]
         for b0 in range(0, len(order), batch_size):
             idx = order[b0 : b0 + batch_size]
             yield self.batch(idx, rng if self.augment else None, strong)
+
+    def with_targets(self) -> np.ndarray:
+        """Indices of the sequences with a label or at least one valid key-point."""
+        per_frame = self.data.joint_mask.reshape(len(self.data.joint_mask), -1).sum(axis=1)
+        cum = np.concatenate([[0.0], np.cumsum(per_frame)])
+        has_kp = cum[self.data.offsets[1:]] > cum[self.data.offsets[:-1]]
+        return np.flatnonzero((self.data.labels >= 0) | has_kp)
 
     def num_batches(self, batch_size: int) -> int:
         """Batches per epoch (see ``epoch``)."""

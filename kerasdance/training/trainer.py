@@ -100,7 +100,8 @@ class Trainer:
         self.semi = t.self_training and bool(np.any(data.train.labels < 0))
         self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
                                      augment=Augment() if t.augment else None,
-                                     labelled_share=t.labelled_batch_share if self.semi else 0.0)
+                                     labelled_share=t.labelled_batch_share if self.semi else 0.0,
+                                     targets_only=not self.semi)
         self.steps_per_epoch = self.sampler.num_batches(t.batch_size)
         with strategy.scope():
             self.model = build_lstm_cnn(cfg.model, cfg.data)
