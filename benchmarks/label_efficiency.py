@@ -112,6 +112,30 @@ def summarise(rows: list[dict]) -> str:
                             ("mpjpe", "MPJPE mm"), ("time", "train s")])
 
 
+def targets(rows: list[dict], epochs: int = 40) -> str:
+    """Issue 4's two targets at 20% labels, per set, from the rows of ``epochs`` epochs."""
+
+    def acc(set_name, frac, variant):
+        a = [r["accuracy"] * 100 for r in rows if (r["set"], r["fraction"], r["variant"], r["epochs"])
+             == (set_name, frac, variant, epochs)]
+        return (float(np.mean(a)), len(a)) if a else (None, 0)
+
+    lines = []
+    for set_name in sorted({r["set"] for r in rows}):
+        (semi, n), (sup, _), (steps, _), (full, _) = (acc(set_name, f, v) for f, v in (
+            (0.2, "semi"), (0.2, "supervised"), (0.2, "supervised, semi's steps"), (1.0, "supervised")))
+        if semi is None or sup is None or full is None:
+            continue
+        gain = f"{semi - sup:+.1f} points over supervised-only (target >= +5: {'met' if semi - sup >= 5 else 'missed'})"
+        if steps is not None:
+            gain += f", {semi - steps:+.1f} over supervised-only with as many steps"
+        ratio = 100 * semi / full
+        lines.append(f"- {set_name}, 20% labels, {epochs} epochs ({n} seeds): self-training {semi:.1f}%, {gain}; "
+                     f"{ratio:.1f}% of the 100%-label accuracy {full:.1f}% (target >= 97%: "
+                     f"{'met' if ratio >= 97 else f'missed by {97 - ratio:.1f} points of ratio'}).")
+    return "Targets (computed from the table):\n\n" + "\n".join(lines) if lines else ""
+
+
 def _epochs_label(row: dict) -> str:
     """The run's ``--epochs``, and the epochs it actually trained where the variant scales them."""
     te = row.get("train_epochs", row["epochs"])
@@ -165,12 +189,14 @@ def main(argv=None) -> None:
     rows = load_results()
     body = ("### Label efficiency (issue 4)\n\nSynthetic sets, cross-subject split, labelled fraction stratified by "
             f"class; default recipe (recipe {RECIPE}) with the epochs in the table (an epoch of supervised-only "
-            "training passes over the labelled sequences, one of self-training over the unlabelled ones; "
-            "\"semi's steps\" scales the supervised epochs to as many optimizer steps as self-training takes); "
-            "mean ± sd over seeds (population sd). "
+            "training has as many batches as a pass over all training sequences, filled with the labelled ones; "
+            "one of self-training passes over the unlabelled sequences, half of each batch labelled, so it takes "
+            "~1.5x the steps; \"semi's steps\" scales the supervised epochs to as many optimizer steps as "
+            "self-training takes); mean ± sd over seeds (population sd). "
             "dance11 has 5 training sequences per class, so 5%, 10% and 20% all keep exactly 1 labelled sequence "
             "per class, the same ones for a seed: training is deterministic, so those rows would repeat the 20% "
-            "row and are not run. Rows with fewer seeds are what the compute allowed.\n\n" + summarise(rows))
+            "row and are not run. Rows with fewer seeds are what the compute allowed.\n\n" + summarise(rows)
+            + "\n\n" + targets(rows))
     cmds = list(dict.fromkeys(r.get("cmd", "python -m benchmarks.label_efficiency") for r in rows))
     write_section("label_efficiency", body, "`; `".join(cmds))
 
