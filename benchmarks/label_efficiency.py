@@ -35,6 +35,8 @@ VARIANTS = {
     "semi": {"self_training": True},
     "semi, no OHEM": {"self_training": True, "ohem_fraction": 1.0},
     "semi, CE only": {"self_training": True, "dice_weight": 0.0},
+    # One fixed, higher confidence threshold instead of FlexMatch's per-class thresholds (fewer, surer labels).
+    "semi, fixed threshold 0.95": {"self_training": True, "flexmatch": False, "pseudo_threshold": 0.95},
     # The teacher's key-points are not used as targets on unlabelled windows (class pseudo-labels only).
     "semi, no key-point consistency": {"self_training": True, "keypoint_consistency": "off"},
     # Pre-trained on the other synthetic set (msr20, all labels: bench_train's full run), then few-label training.

@@ -132,6 +132,7 @@ class TrainConfig(_Serialisable):
     ohem_min_count: int = 4
     self_training: bool = True
     pseudo_threshold: float = 0.9
+    flexmatch: bool = True  # per-class thresholds lowered for classes rarely predicted confidently; False: fixed
     ema_decay: float = 0.99
     unlabelled_weight: float = 1.0
     unlabelled_rampup_epochs: int = 10

@@ -229,7 +229,8 @@ class Trainer:
         logs = {"loss": tot["loss"] / steps, "train_acc": tot["correct"] / max(tot["n_labelled"], 1),
                 "lr": float(self.schedule(self.optimizer.iterations))}
         if self.semi:
-            self.class_thr.assign(class_thresholds(pseudo_hist, t.pseudo_threshold, max(unl_seen, 1)))
+            if t.flexmatch:
+                self.class_thr.assign(class_thresholds(pseudo_hist, t.pseudo_threshold, max(unl_seen, 1)))
             logs.update(pseudo_count=pseudo_n, pseudo_acc=pseudo_right / max(pseudo_n, 1),
                         pseudo_hist=" ".join(str(int(c)) for c in pseudo_hist), unl_weight=float(unl_w))
         return logs
