@@ -114,7 +114,7 @@ class ModelConfig(_Serialisable):
 class TrainConfig(_Serialisable):
     """The custom loop's knobs (method defaults: Dice:CE = 3:1, OHEM, self-training)."""
 
-    epochs: int = 60
+    epochs: int = 120
     batch_size: int = 16
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
