@@ -171,7 +171,7 @@ def model_summary(config_file, input_mode, classes):
               help="Hide only action labels; key-point targets stay on every sequence (camera tracker).")
 @click.option("--self-training/--no-self-training", default=None,
               help="Pseudo-label the unlabelled sequences with an EMA teacher. [on]")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="[60]")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="[120]")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="[16]")
 @click.option("--seed", type=int, default=None, help="Seeds data order, augmentation, init, dropout. [0]")
 @click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=None,

@@ -114,7 +114,7 @@ class ModelConfig(_Serialisable):
 class TrainConfig(_Serialisable):
     """The custom loop's knobs (method defaults: Dice:CE = 3:1, OHEM, self-training)."""
 
-    epochs: int = 60
+    epochs: int = 120
     batch_size: int = 16
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
@@ -132,6 +132,7 @@ class TrainConfig(_Serialisable):
     ohem_min_count: int = 4
     self_training: bool = True
     pseudo_threshold: float = 0.9
+    flexmatch: bool = True  # per-class thresholds lowered for classes rarely predicted confidently; False: fixed
     ema_decay: float = 0.99
     unlabelled_weight: float = 1.0
     unlabelled_rampup_epochs: int = 10

@@ -29,6 +29,15 @@ def test_semi_supervised_epoch_logs_pseudo_labels(tmp_path, prepared_factory):
     assert sum(int(c) for c in logs["pseudo_hist"].split()) == logs["pseudo_count"]
 
 
+def test_fixed_threshold_keeps_the_class_thresholds(tmp_path, prepared_factory):
+    tr = _trainer(tmp_path, prepared_factory, TINY.replace(train={"flexmatch": False, "pseudo_threshold": 0.95}))
+    tr.run_epoch(0, None)
+    np.testing.assert_allclose(tr.class_thr.numpy(), 0.95)
+    flex = _trainer(tmp_path / "flex", prepared_factory)
+    flex.run_epoch(0, None)
+    assert flex.class_thr.numpy().min() < 0.9  # FlexMatch lowers the bar for classes rarely claimed
+
+
 def test_supervised_only_when_everything_is_labelled(tmp_path, prepared_factory):
     tr = _trainer(tmp_path, prepared_factory, semi=False)
     assert not tr.semi
