@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import sys
 import time
@@ -21,7 +22,8 @@ from benchmarks.common import peak_rss_mb, table, write_section
 from benchmarks.datasets import CACHE, DATA, synthetic_set
 
 
-def epoch_time(set_dir, cfg) -> dict:
+def epoch_time(set_dir, cfg, n_epochs: int = 6, tf_data_autotune: bool = False) -> dict:
+    """Wall-clock and CPU seconds of ``n_epochs`` supervised epochs over every sequence of ``set_dir``."""
     from kerasdance.data import pipeline
     from kerasdance.data.dataset import Dataset
     from kerasdance.training.trainer import TrainData, Trainer, make_strategy
@@ -33,13 +35,15 @@ def epoch_time(set_dir, cfg) -> dict:
     cfg = cfg.replace(model={"num_classes": len(ds.class_names)}, train={"self_training": False})
     tr = Trainer(cfg, DATA / "runs" / "epoch-time", TrainData(prep, None, ds.class_names, prep.labels), make_strategy(
         "default"))
-    times = []
-    for e in range(6):
-        t0 = time.time()
+    tr.tf_data_autotune = tf_data_autotune
+    times, cpu = [], []
+    for e in range(n_epochs):
+        t0, c0 = time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
         tr.run_epoch(e, None)
         times.append(time.time() - t0)
+        cpu.append(resource.getrusage(resource.RUSAGE_SELF).ru_utime - c0)
     return {"sequences": len(prep), "first_epoch_s": times[0], "epoch_s": float(np.median(times[1:])),
-            "epoch_times": times[1:], "prepare_s": prep_s}
+            "epoch_times": times[1:], "epoch_cpu_s": cpu[1:], "prepare_s": prep_s}
 
 
 def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="") -> dict:

@@ -90,6 +90,12 @@ class TrainData:
 class Trainer:
     """Owns the model, its EMA teacher, the optimizer and the compiled steps."""
 
+    #: Nothing in the training dataset to tune (one generator, a fixed prefetch), and with autotuning on,
+    #: deleting an epoch's iterator waited for tf.data's model thread: some epochs ended in an idle stall
+    #: (281 msr20 sequences: 2.9 s or 5.13 s; all 567: 5.6 s or 10.25 s; found with gdb on an idle-CPU
+    #: moment). ``benchmarks/probe_epoch_stall.py`` turns it back on to show the difference.
+    tf_data_autotune = False
+
     def __init__(self, cfg: RunConfig, run_dir: Path, data: TrainData, strategy: tf.distribute.Strategy):
         self.cfg, self.run_dir, self.data, self.strategy = cfg, Path(run_dir), data, strategy
         t = cfg.train
@@ -194,11 +200,9 @@ class Trainer:
                                       Augment.strong() if self.semi else None)
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        # Nothing here to tune (one generator, a fixed prefetch), and with autotuning on, deleting the epoch's
-        # iterator waited for tf.data's model thread: about one epoch in two ended in an idle stall of up to 2 s
-        # (epochs of 281 msr20 sequences took 2.9 s or exactly 5.13 s; found with gdb on an idle-CPU moment).
-        opts.autotune.enabled = False
+        opts.autotune.enabled = self.tf_data_autotune
         return self.strategy.experimental_distribute_dataset(ds.with_options(opts))
+
 
     def run_epoch(self, epoch: int, progbar: keras.utils.Progbar | None) -> dict:
         t = self.cfg.train
