@@ -63,7 +63,8 @@ def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="") -> dict:
 
 
 HEADS = [("heat-map, stride 8 (default)", {}), ("heat-map, stride 4", {"heatmap_stride": 4}),
-         ("dense (60 numbers per frame)", {"keypoint_head": "dense"})]
+         ("dense (60 numbers per frame)", {"keypoint_head": "dense"}),
+         ("heat-map, stride 8, 3x3 hidden conv", {"keypoint_kernel": 3})]
 
 
 def heads_section(epochs: int, cmd: str) -> None:

@@ -93,6 +93,7 @@ class ModelConfig(_Serialisable):
     keypoint_head: str = "heatmap"
     keypoint_channels: int = 32
     heatmap_stride: int = 8
+    keypoint_kernel: int = 1  # heat-map head's hidden conv: 1 (1x1) or 3 (3x3: spatial context, ~+20% FLOPs)
 
     def __post_init__(self):
         _check(self.input_mode in INPUT_MODES,
@@ -104,6 +105,8 @@ class ModelConfig(_Serialisable):
                f"keypoint_head must be one of {KEYPOINT_HEADS}. Received: keypoint_head={self.keypoint_head!r}")
         _check(self.heatmap_stride in (2, 4, 8, 16),
                f"heatmap_stride must be 2, 4, 8 or 16. Received: heatmap_stride={self.heatmap_stride!r}")
+        _check(self.keypoint_kernel in (1, 3),
+               f"keypoint_kernel must be 1 or 3. Received: keypoint_kernel={self.keypoint_kernel!r}")
         _check(0 <= self.dropout < 1, f"dropout must be in [0, 1). Received: {self.dropout!r}")
         # JSON gives lists; keep tuples so the frozen config stays hashable.
         object.__setattr__(self, "stem_filters", tuple(self.stem_filters))
