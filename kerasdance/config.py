@@ -134,6 +134,10 @@ class TrainConfig(_Serialisable):
     ohem_fraction: float = 0.7
     ohem_min_count: int = 4
     self_training: bool = True
+    # Self-training starts from a supervised-only run on the labelled sequences (RUN_DIR/supervised_stage/)
+    # of this many epochs: its pseudo-labels are confident from the first epoch. -1: as many as ``epochs``;
+    # 0: self-training from scratch.
+    supervised_stage_epochs: int = -1
     pseudo_threshold: float = 0.9
     flexmatch: bool = True  # per-class thresholds lowered for classes rarely predicted confidently; False: fixed
     ema_decay: float = 0.99
@@ -155,6 +159,8 @@ class TrainConfig(_Serialisable):
             0 < self.labelled_fraction <= 1,
             f"labelled_fraction must be in (0, 1]. Received: labelled_fraction={self.labelled_fraction!r}",
         )
+        _check(self.supervised_stage_epochs >= -1,
+               f"supervised_stage_epochs must be >= -1. Received: {self.supervised_stage_epochs!r}")
         _check(0 < self.ohem_fraction <= 1, f"ohem_fraction must be in (0, 1]. Received: {self.ohem_fraction!r}")
         _check(0 < self.pseudo_threshold < 1,
                f"pseudo_threshold must be in (0, 1). Received: pseudo_threshold={self.pseudo_threshold!r}")
