@@ -6,15 +6,18 @@
   accuracy, MPJPE, mAP@10cm, training time, peak memory.
 
     python -m benchmarks.bench_train [--epochs 40] [--skip-runs]
+    python -m benchmarks.bench_train --heads [--head NAME ...] --epochs 40   # key-point heads
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import shutil
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -62,24 +65,43 @@ def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="") -> dict:
             "epochs": epochs, "n_test": m["n_test"]}
 
 
-HEADS = [("heat-map, stride 8 (default)", {}), ("heat-map, stride 4", {"heatmap_stride": 4}),
-         ("dense (60 numbers per frame)", {"keypoint_head": "dense"})]
+HEADS = {"heat-map, stride 8 (default)": {}, "heat-map, stride 4": {"heatmap_stride": 4},
+         "dense (60 numbers per frame)": {"keypoint_head": "dense"},
+         "heat-map, stride 8, 3x3 hidden conv": {"keypoint_kernel": 3}}
+#: One JSON row per (head, epochs) run; a rerun skips the rows it has and the table shows them all.
+HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 
 
-def heads_section(epochs: int, cmd: str) -> None:
+def heads_section(epochs: int, cmd: str, only: list[str] | None = None) -> None:
     """The key-point heads compared with the same recipe (msr20 depth, 100% labels, seed 0)."""
-    rows = []
-    for i, (name, model) in enumerate(HEADS):
-        r = full_run("msr20", "depth", epochs, model=model, tag=f"-head{i}")
-        rows.append({"head": name, **r})
+    rows = _head_rows()
+    done = {(r["head"], r["epochs"]) for r in rows}
+    for name in only or list(HEADS):
+        if (name, epochs) in done:
+            continue
+        r = full_run("msr20", "depth", epochs, model=HEADS[name], tag=f"-head{list(HEADS).index(name)}")
+        row = {"head": name, **r, "cmd": cmd, "date": time.strftime("%Y-%m-%d", time.gmtime())}
+        HEAD_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with HEAD_RESULTS.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        rows.append(row)
+    rows.sort(key=lambda r: (r["epochs"], list(HEADS).index(r["head"])))
     body = ["### Key-point heads (issue 3)", "",
-            f"msr20 depth, 100% labels, cross-subject, {epochs} epochs, seed 0, key-point weight 3, same recipe "
-            "otherwise:", "",
-            table(rows, [("head", "key-point head"), ("accuracy", "accuracy %"), ("mpjpe_mm", "MPJPE mm"),
-                         ("mpjpe_rel_mm", "root-rel. MPJPE mm"), ("map_10cm", "joints within 10 cm %"),
-                         ("train_s", "train s")])]
+            "msr20 depth, 100% labels, cross-subject, seed 0, key-point weight 3, same recipe otherwise; rows "
+            f"from `{HEAD_RESULTS.relative_to(HEAD_RESULTS.parents[2])}` (command and date in each row; the train "
+            "time is only comparable between rows of the same date and epochs):", "",
+            table(rows, [("head", "key-point head"), ("epochs", "epochs"), ("accuracy", "accuracy %"),
+                         ("mpjpe_mm", "MPJPE mm"), ("mpjpe_rel_mm", "root-rel. MPJPE mm"),
+                         ("map_10cm", "joints within 10 cm %"), ("train_s", "train s"), ("date", "date"),
+                         ("note", "note")])]
     write_section("keypoint_heads", "\n".join(body), cmd)
     print("\n".join(body))
+
+
+def _head_rows() -> list[dict]:
+    if not HEAD_RESULTS.exists():
+        return []
+    return [json.loads(line) for line in HEAD_RESULTS.read_text().splitlines() if line.strip()]
 
 
 def speed_section(cmd: str) -> None:
@@ -111,10 +133,12 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-runs", action="store_true", help="Only the speed section.")
     ap.add_argument("--skip-speed", action="store_true", help="Only the full runs (time the epoch on an idle machine).")
     ap.add_argument("--heads", action="store_true", help="Only the key-point head comparison on msr20.")
+    ap.add_argument("--head", action="append", choices=list(HEADS), metavar="HEAD",
+                    help=f"With --heads: only these heads (repeatable); one of: {', '.join(map(repr, HEADS))}.")
     args = ap.parse_args(argv)
     cmd = "python -m benchmarks.bench_train " + " ".join(sys.argv[1:])
     if args.heads:
-        heads_section(args.epochs, cmd)
+        heads_section(args.epochs, cmd, args.head)
         return
     if not args.skip_speed:
         speed_section(cmd)

@@ -93,6 +93,7 @@ class ModelConfig(_Serialisable):
     keypoint_head: str = "heatmap"
     keypoint_channels: int = 32
     heatmap_stride: int = 8
+    keypoint_kernel: int = 1  # heat-map head's hidden conv: 1 (1x1) or 3 (3x3: spatial context, ~+20% FLOPs)
 
     def __post_init__(self):
         _check(self.input_mode in INPUT_MODES,
@@ -104,6 +105,8 @@ class ModelConfig(_Serialisable):
                f"keypoint_head must be one of {KEYPOINT_HEADS}. Received: keypoint_head={self.keypoint_head!r}")
         _check(self.heatmap_stride in (2, 4, 8, 16),
                f"heatmap_stride must be 2, 4, 8 or 16. Received: heatmap_stride={self.heatmap_stride!r}")
+        _check(self.keypoint_kernel in (1, 3),
+               f"keypoint_kernel must be 1 or 3. Received: keypoint_kernel={self.keypoint_kernel!r}")
         _check(0 <= self.dropout < 1, f"dropout must be in [0, 1). Received: {self.dropout!r}")
         # JSON gives lists; keep tuples so the frozen config stays hashable.
         object.__setattr__(self, "stem_filters", tuple(self.stem_filters))
@@ -131,6 +134,10 @@ class TrainConfig(_Serialisable):
     ohem_fraction: float = 0.7
     ohem_min_count: int = 4
     self_training: bool = True
+    # Self-training starts from a supervised-only run on the labelled sequences (RUN_DIR/supervised_stage/)
+    # of this many epochs: its pseudo-labels are confident from the first epoch. -1: as many as ``epochs``;
+    # 0: self-training from scratch.
+    supervised_stage_epochs: int = -1
     pseudo_threshold: float = 0.9
     flexmatch: bool = True  # per-class thresholds lowered for classes rarely predicted confidently; False: fixed
     ema_decay: float = 0.99
@@ -152,6 +159,8 @@ class TrainConfig(_Serialisable):
             0 < self.labelled_fraction <= 1,
             f"labelled_fraction must be in (0, 1]. Received: labelled_fraction={self.labelled_fraction!r}",
         )
+        _check(self.supervised_stage_epochs >= -1,
+               f"supervised_stage_epochs must be >= -1. Received: {self.supervised_stage_epochs!r}")
         _check(0 < self.ohem_fraction <= 1, f"ohem_fraction must be in (0, 1]. Received: {self.ohem_fraction!r}")
         _check(0 < self.pseudo_threshold < 1,
                f"pseudo_threshold must be in (0, 1). Received: pseudo_threshold={self.pseudo_threshold!r}")

@@ -50,9 +50,9 @@ def main(argv=None) -> None:
         data={"frames": 16, "crop_size": 48},
         model={"stem_filters": (8, 16, 32, 32), "lstm_units": 64, "conv_filters": (64, 64, 64)},
         train={"epochs": args.epochs, "labelled_fraction": 0.5, "seed": args.seed, "batch_size": 8,
-               "unlabelled_rampup_epochs": 5},
+               "unlabelled_rampup_epochs": 5, "supervised_stage_epochs": max(1, args.epochs // 2)},
     )
-    print(f"[4/6] training in {run_dir} (50% labels, self-training on the rest) ...")
+    print(f"[4/6] training in {run_dir} (50% labels: supervised on those, then self-training on the rest) ...")
     try:
         metrics = train(data_dir, run_dir, cfg, resume=(run_dir / "config.json").exists(), cache_dir=out / "cache",
                         verbose=1)

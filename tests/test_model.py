@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -6,17 +7,35 @@ import pytest
 from kerasdance.config import DataConfig, ModelConfig, RunConfig
 from kerasdance.keras_backend import keras, tf
 from kerasdance.losses import dice_ce_loss, keypoint_loss
-from kerasdance.models.lstm_cnn import build_lstm_cnn, count_flops
+from kerasdance.models.lstm_cnn import SoftArgmax2D, build_lstm_cnn, count_flops
 
 DATA = DataConfig(frames=8, crop_size=32)
 TINY = ModelConfig(num_classes=4, stem_filters=(4, 8, 8, 8), lstm_units=8, conv_filters=(8, 8, 8))
 
 
-def test_depth_output_shapes():
-    m = build_lstm_cnn(TINY, DATA)
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_depth_output_shapes(kernel):
+    m = build_lstm_cnn(dataclasses.replace(TINY, keypoint_kernel=kernel), DATA)
     out = m(np.zeros((2, 8, 32, 32, 2), np.float32))
     assert out["keypoints"].shape == (2, 8, 20, 3)
     assert out["logits"].shape == (2, 4)
+    assert m.get_layer("kp_hidden").layer.kernel_size == (kernel, kernel)
+
+
+def test_soft_argmax_reads_the_peak_cell_and_its_depth():
+    H = W = 4
+    J = 2
+    x = np.zeros((1, 1, H, W, 2 * J), np.float32)
+    x[0, 0, 1, 3, 0] = 50.0  # joint 0: row 1, column 3
+    x[0, 0, 2, 0, 1] = 50.0  # joint 1: row 2, column 0
+    x[0, 0, 1, 3, J + 0] = 0.4  # joint 0's depth at its peak (elsewhere 0)
+    x[0, 0, :, :, J + 1] = -0.2  # joint 1's depth map is flat
+    out = SoftArgmax2D(J)(x).numpy()[0, 0]
+    centre = lambda i, n: (i + 0.5) / n * 2 - 1  # noqa: E731
+    np.testing.assert_allclose(out[0], [centre(3, W), centre(1, H), 0.4], atol=1e-5)
+    np.testing.assert_allclose(out[1], [centre(0, W), centre(2, H), -0.2], atol=1e-5)
+    flat = SoftArgmax2D(J)(np.zeros((1, 1, H, W, 2 * J), np.float32)).numpy()[0, 0]
+    np.testing.assert_allclose(flat[:, :2], 0.0, atol=1e-6)  # uniform heat map: the crop centre
 
 
 def test_skeleton_output_shapes():

@@ -34,6 +34,11 @@ def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path):
     for key in ("accuracy", "mpjpe_mm", "map_10cm", "rmse_norm", "n_test"):
         assert key in metrics
     assert metrics["n_test"] == 6 and metrics["n_labelled"] == 3  # 2 train subjects x 3 moves, half labelled
+    # Self-training started from a supervised-only stage on the labelled sequences, kept beside the run.
+    stage = run / "supervised_stage"
+    assert json.loads((stage / "config.json").read_text())["train"]["self_training"] is False
+    assert "pseudo_count" not in (stage / "train_log.csv").read_text().splitlines()[0]
+    assert json.loads((stage / "metrics.json").read_text())["n_labelled"] == 3
 
     res = runner.invoke(cli, ["evaluate", str(run), "--json", str(tmp_path / "m.json")])
     assert res.exit_code == 0, res.output
@@ -53,13 +58,23 @@ def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path):
     assert res.exit_code == 1 and "--resume" in res.output  # never overwrites a run
 
 
+def test_self_training_from_scratch_has_no_supervised_stage(tiny_msr, tiny_config, tmp_path):
+    run = tmp_path / "run"
+    res = CliRunner().invoke(cli, _train_args(tiny_msr, run, tiny_config, "--labelled-fraction", "0.5",
+                                              "--supervised-epochs", "0", "--epochs", "2"))
+    assert res.exit_code == 0, res.output
+    assert not (run / "supervised_stage").exists()
+    assert json.loads((run / "config.json").read_text())["train"]["supervised_stage_epochs"] == 0
+
+
 @pytest.mark.slow
-def test_kill_dash_9_then_resume_matches_uninterrupted_run(tiny_msr, tmp_path):
+@pytest.mark.parametrize("phase", ["supervised_stage", "self_training"])
+def test_kill_dash_9_then_resume_matches_uninterrupted_run(tiny_msr, tmp_path, phase):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"data": {"frames": 8, "crop_size": 32},
                                "model": {"stem_filters": [4, 8, 8, 8], "lstm_units": 8, "conv_filters": [8, 8, 8]},
                                "train": {"epochs": 6, "batch_size": 2, "warmup_epochs": 1,
-                                         "labelled_fraction": 0.5}}))
+                                         "labelled_fraction": 0.5, "supervised_stage_epochs": 4}}))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     base = [sys.executable, "-m", "kerasdance.cli"]
     full, killed = tmp_path / "full", tmp_path / "killed"
@@ -67,7 +82,8 @@ def test_kill_dash_9_then_resume_matches_uninterrupted_run(tiny_msr, tmp_path):
 
     proc = subprocess.Popen(base + _train_args(tiny_msr, killed, cfg), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    latest = killed / "checkpoints" / "latest.json"
+    # killed in the supervised stage (RUN/supervised_stage) or in the self-training that follows it
+    latest = (killed / "supervised_stage" if phase == "supervised_stage" else killed) / "checkpoints" / "latest.json"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if latest.exists() and json.loads(latest.read_text())["epoch"] >= 1:

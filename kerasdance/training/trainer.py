@@ -392,13 +392,18 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
     Raises:
         KerasdanceError: when ``run_dir`` holds another run and ``resume`` is False, or on bad data.
     """
-    from kerasdance.evaluate import evaluate_prepared
-
     run_dir = Path(run_dir)
-    t = cfg.train
-    strategy = make_strategy(t.strategy)
+    strategy = make_strategy(cfg.train.strategy)
     if not _is_chief(strategy):  # other workers of a multi-worker run keep their files apart
         run_dir = run_dir / f"worker_{_task_id()}"
+    return _train(data_dir, run_dir, cfg, strategy, resume, cache_dir, verbose, callbacks, init_from)
+
+
+def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cache_dir, verbose: int,
+           callbacks, init_from) -> dict:
+    from kerasdance.evaluate import evaluate_prepared
+
+    t = cfg.train
     if run_dir.exists() and (run_dir / "config.json").exists():
         if not resume:
             raise KerasdanceError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
@@ -414,10 +419,11 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
     cfg.save(run_dir / "config.json")
     (run_dir / "classes.json").write_text(json.dumps(data.class_names))
     (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
+    started = resume and (run_dir / "checkpoints" / "latest.json").exists()
+    if (init_from is None and not started and t.self_training and t.supervised_stage_epochs
+            and np.any(data.train.labels < 0)):
+        init_from = _supervised_stage(data_dir, run_dir, cfg, strategy, cache_dir, verbose)
     trainer = Trainer(cfg, run_dir, data, strategy)
-    if init_from is not None and not resume:
-        n = trainer.init_from(init_from)
-        log.info("initialised %d layers from %s", n, init_from)
     history: list[dict] = []
     best = {"val_acc": -1.0, "epoch": -1}
     start = 0
@@ -426,6 +432,9 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
         start, history, best = restored
         start += 1
         log.info("resumed %s at epoch %d", run_dir, start)
+    elif init_from is not None:
+        n = trainer.init_from(init_from)
+        log.info("initialised %d layers from %s", n, init_from)
     cb = keras.callbacks.CallbackList(
         [EpochCSVLogger(run_dir / "train_log.csv", append=bool(restored))] + list(callbacks or []),
         model=trainer.model)
@@ -476,6 +485,20 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
                    n_train=len(data.train), n_labelled=int((data.train.labels >= 0).sum()))
     _atomic_write(run_dir / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
     return metrics
+
+
+def _supervised_stage(data_dir, run_dir: Path, cfg: RunConfig, strategy, cache_dir, verbose: int) -> Path:
+    """Train (or finish, or reuse) the supervised-only stage of a self-training run; returns its folder."""
+    stage_dir = run_dir / "supervised_stage"
+    t = cfg.train
+    epochs = t.epochs if t.supervised_stage_epochs < 0 else t.supervised_stage_epochs
+    if not (stage_dir / "metrics.json").exists():
+        if verbose:
+            print(f"Supervised stage: {epochs} epochs on the labelled sequences, then self-training")
+        stage_cfg = cfg.replace(train={"self_training": False, "epochs": epochs})
+        _train(data_dir, stage_dir, stage_cfg, strategy, (stage_dir / "config.json").exists(), cache_dir,
+               verbose, None, None)
+    return stage_dir
 
 
 def _jsonable(d):
