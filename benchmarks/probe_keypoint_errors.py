@@ -1,0 +1,53 @@
+"""Where a run's key-point error comes from: per axis, per joint, on its test and its training sequences.
+
+Camera-space errors (mm) through the crop inverse, as ``kerasdance evaluate``; the training split is
+evaluated without augmentation, like the test split. Similar figures on both mean under-fitting.
+
+    python -m benchmarks.probe_keypoint_errors benchmarks/.data/runs/full-msr20-depth-0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.datasets import CACHE
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", type=Path)
+    args = ap.parse_args(argv)
+
+    from kerasdance.config import RunConfig
+    from kerasdance.data import pipeline
+    from kerasdance.data.dataset import Dataset, split
+    from kerasdance.evaluate import _window_frames, predictions_to_camera
+    from kerasdance.keras_backend import keras
+    from kerasdance.skeleton import Joint
+    from kerasdance.training.trainer import predict_windows
+
+    cfg = RunConfig.load(args.run_dir / "config.json")
+    ds = Dataset.open(json.loads((args.run_dir / "data.json").read_text())["data_dir"])
+    sp = split(ds.refs, cfg.train.protocol, ds.class_names)
+    model = keras.models.load_model(args.run_dir / "model.keras", safe_mode=True, compile=False)
+    for name, refs in (("test", sp.test), ("train", sp.train)):
+        prep = pipeline.prepare(ds, refs, cfg.data, CACHE, True)
+        pred = predict_windows(model, pipeline.WindowSampler(prep, cfg.data, "depth", augment=None))
+        pm, tm = predictions_to_camera(pred["keypoints"], prep, cfg)
+        idx = np.stack([_window_frames(prep, i, cfg) for i in range(len(prep))])
+        valid = prep.joint_mask[idx] > 0
+        err = (pm - tm) * 1000.0
+        dist = np.linalg.norm(err, axis=-1)
+        print(f"{name}: MPJPE {dist[valid].mean():.1f} mm (median {np.median(dist[valid]):.1f}), "
+              + ", ".join(f"|{a}| {np.abs(err[..., i])[valid].mean():.1f}" for i, a in enumerate("xyz"))
+              + " mm")
+        print("  per joint mm: " + " ".join(
+            f"{Joint(j).name.lower()} {dist[..., j][valid[..., j]].mean():.0f}" for j in range(dist.shape[-1])))
+
+
+if __name__ == "__main__":
+    main()
