@@ -185,7 +185,8 @@ def model_summary(config_file, input_mode, classes):
               help="JSON with data/model/train sections; flags override it.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--init", "init_from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Initialise from another run's model (e.g. pre-trained on synthetic data); same-shape layers.")
+              help="Initialise from another run's model (e.g. pre-trained on synthetic data); same-shape layers. "
+                   "Replaces the supervised stage of self-training.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Preprocessing cache. [~/.cache/kerasdance]")
 @friendly_errors

@@ -136,7 +136,7 @@ class TrainConfig(_Serialisable):
     self_training: bool = True
     # Self-training starts from a supervised-only run on the labelled sequences (RUN_DIR/supervised_stage/)
     # of this many epochs: its pseudo-labels are confident from the first epoch. -1: as many as ``epochs``;
-    # 0: self-training from scratch.
+    # 0: self-training from scratch. No stage when the run is initialised from another one (``--init``).
     supervised_stage_epochs: int = -1
     pseudo_threshold: float = 0.9
     flexmatch: bool = True  # per-class thresholds lowered for classes rarely predicted confidently; False: fixed

@@ -388,6 +388,9 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
 
     ``init_from`` (a run folder) initialises every layer whose weights have the same shapes from that
     run's model, e.g. pre-training on synthetic data; the class head is skipped when the classes differ.
+    Without it, a self-training run (some training sequences unlabelled) first trains supervised-only on
+    the labelled ones in ``RUN_DIR/supervised_stage`` (``TrainConfig.supervised_stage_epochs``) and starts
+    from that model; ``resume`` continues whichever phase was interrupted.
 
     Raises:
         KerasdanceError: when ``run_dir`` holds another run and ``resume`` is False, or on bad data.
