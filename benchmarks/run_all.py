@@ -13,12 +13,16 @@ def main() -> None:
     bench_synth.main()
     bench_train.main(["--epochs", "120"])  # the default length
     bench_train.main(["--heads", "--epochs", "40"])
+    bench_train.main(["--heads", "--epochs", "120", "--head", "heat-map, stride 8, 3x3 hidden conv"])
     label_efficiency.main(["--sets", "msr20", "--matched-steps", "--epochs", "40"])
     # dance11: 5% and 10% keep the same sequences as 20% (1 per class), so they would repeat its rows.
     label_efficiency.main(["--sets", "dance11", "--fractions", "0.2,0.5,1.0", "--pretraining", "--matched-steps",
                            "--epochs", "40"])
     label_efficiency.main(["--sets", "msr20", "--fractions", "0.2", "--only", "semi, fixed threshold 0.95",
                            "--only", "semi, no key-point consistency"])
+    # The baselines of the supervised-stage method (40 + 40 epochs): supervised-only at 80, and restarted.
+    label_efficiency.main(["--sets", "msr20,dance11", "--fractions", "0.2", "--epochs", "80", "--only", "supervised"])
+    label_efficiency.main(["--sets", "msr20,dance11", "--fractions", "0.2", "--only", "supervised, restarted"])
     # Longer training: all labels at the default 120 epochs; at 20%, about the same number of steps each.
     label_efficiency.main(["--sets", "msr20,dance11", "--fractions", "1.0", "--epochs", "120"])
     label_efficiency.main(["--sets", "msr20", "--fractions", "0.2", "--seeds", "0", "--epochs", "80", "--only", "semi"])
