@@ -78,7 +78,7 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
     t = cfg.train
     train_epochs = t.epochs
     if t.self_training and t.supervised_stage_epochs and init is None and fraction < 1.0:
-        train_epochs = f"{t.epochs if t.supervised_stage_epochs < 0 else t.supervised_stage_epochs}+{t.epochs}"
+        train_epochs = f"{t.stage_epochs}+{t.epochs}"
     t0 = time.time()
     if restart:
         init = run_dir.with_name(run_dir.name + "-first")

@@ -150,6 +150,11 @@ class TrainConfig(_Serialisable):
     early_stopping_patience: int = 0
     strategy: str = "default"
 
+    @property
+    def stage_epochs(self) -> int:
+        """Epochs of the supervised stage that self-training starts from (``supervised_stage_epochs`` resolved)."""
+        return self.epochs if self.supervised_stage_epochs < 0 else self.supervised_stage_epochs
+
     def __post_init__(self):
         _check(self.epochs >= 1, f"epochs must be >= 1. Received: epochs={self.epochs!r}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1. Received: {self.batch_size!r}")

@@ -203,7 +203,6 @@ class Trainer:
         opts.autotune.enabled = self.tf_data_autotune
         return self.strategy.experimental_distribute_dataset(ds.with_options(opts))
 
-
     def run_epoch(self, epoch: int, progbar: keras.utils.Progbar | None) -> dict:
         t = self.cfg.train
         unl_w = tf.constant(rampup_weight(epoch, t.unlabelled_rampup_epochs, t.unlabelled_weight), tf.float32)
@@ -493,8 +492,7 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
 def _supervised_stage(data_dir, run_dir: Path, cfg: RunConfig, strategy, cache_dir, verbose: int) -> Path:
     """Train (or finish, or reuse) the supervised-only stage of a self-training run; returns its folder."""
     stage_dir = run_dir / "supervised_stage"
-    t = cfg.train
-    epochs = t.epochs if t.supervised_stage_epochs < 0 else t.supervised_stage_epochs
+    epochs = cfg.train.stage_epochs
     if not (stage_dir / "metrics.json").exists():
         if verbose:
             print(f"Supervised stage: {epochs} epochs on the labelled sequences, then self-training")
