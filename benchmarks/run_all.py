@@ -20,6 +20,9 @@ def main() -> None:
                            "--epochs", "40"])
     label_efficiency.main(["--sets", "msr20", "--fractions", "0.2", "--only", "semi, fixed threshold 0.95",
                            "--only", "semi, no key-point consistency"])
+    # The earlier ablations of self-training from scratch (the default plan ablates the supervised-stage method).
+    label_efficiency.main(["--sets", "dance11", "--fractions", "0.2", "--only", "semi, no OHEM",
+                           "--only", "semi, CE only"])
     # The baselines of the supervised-stage method (40 + 40 epochs): supervised-only at 80, and restarted.
     label_efficiency.main(["--sets", "msr20,dance11", "--fractions", "0.2", "--epochs", "80", "--only", "supervised"])
     label_efficiency.main(["--sets", "msr20,dance11", "--fractions", "0.2", "--only", "supervised, restarted"])
