@@ -24,9 +24,15 @@ import numpy as np
 from benchmarks.common import peak_rss_mb, table, write_section
 from benchmarks.datasets import CACHE, DATA, synthetic_set
 
+FEEDS = ("thread", "tf.data", "tf.data autotuned")
 
-def epoch_time(set_dir, cfg, n_epochs: int = 6, tf_data_autotune: bool = False) -> dict:
-    """Wall-clock and CPU seconds of ``n_epochs`` supervised epochs over every sequence of ``set_dir``."""
+
+def epoch_time(set_dir, cfg, n_epochs: int = 6, feed: str = "thread") -> dict:
+    """Wall-clock and CPU seconds of ``n_epochs`` supervised epochs over every sequence of ``set_dir``.
+
+    ``feed``: how batches reach the step (``Trainer._batches``): ``thread``, the one-device default;
+    ``tf.data``, the distributed strategies' dataset, run here on one device; ``tf.data autotuned``, the
+    same with tf.data's autotuning on (it stalled some epochs: see ``Trainer.tf_data_autotune``)."""
     from kerasdance.data import pipeline
     from kerasdance.data.dataset import Dataset
     from kerasdance.training.trainer import TrainData, Trainer, make_strategy
@@ -38,7 +44,8 @@ def epoch_time(set_dir, cfg, n_epochs: int = 6, tf_data_autotune: bool = False) 
     cfg = cfg.replace(model={"num_classes": len(ds.class_names)}, train={"self_training": False})
     tr = Trainer(cfg, DATA / "runs" / "epoch-time", TrainData(prep, None, ds.class_names, prep.labels), make_strategy(
         "default"))
-    tr.tf_data_autotune = tf_data_autotune
+    tr.use_tf_data = feed != "thread"
+    tr.tf_data_autotune = feed == "tf.data autotuned"
     times, cpu = [], []
     for e in range(n_epochs):
         t0, c0 = time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_utime

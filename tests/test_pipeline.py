@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from kerasdance.config import DataConfig
 from kerasdance.data import pipeline
@@ -103,3 +104,36 @@ def test_supervised_batches_skip_sequences_without_targets(prepared):
     only = [b["index"] for b in pipeline.WindowSampler(prepared, CFG, seed=0, targets_only=True).epoch(1, 4)]
     for a, b in zip(plain, only, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_prefetch_keeps_order_and_raises_the_producers_error():
+    assert list(pipeline.prefetch(iter(range(5)))) == [0, 1, 2, 3, 4]
+    assert list(pipeline.prefetch([])) == []
+
+    def failing():
+        yield 1
+        raise ValueError("bad batch")
+
+    it = pipeline.prefetch(failing())
+    assert next(it) == 1
+    with pytest.raises(ValueError, match="bad batch"):
+        next(it)
+
+
+def test_prefetch_stops_its_thread_when_the_consumer_stops_early():
+    import threading
+
+    made = []
+
+    def endless():
+        while True:
+            made.append(len(made))
+            yield made[-1]
+
+    it = pipeline.prefetch(endless())
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()  # as when a training step raises: the thread must not keep producing
+    n = len(made)
+    assert n <= 4  # at most one item ahead
+    assert not any(t.name.startswith("kerasdance-prefetch") for t in threading.enumerate())
+    assert len(made) == n

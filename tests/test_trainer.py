@@ -70,6 +70,21 @@ def test_checkpoint_resume_gives_identical_weights(tmp_path, prepared_factory):
         np.testing.assert_allclose(wa, wc, rtol=1e-5, atol=1e-6)
 
 
+def test_thread_feed_and_tf_data_feed_train_the_same_weights(tmp_path, prepared_factory):
+    """One device reads batches from a prefetch thread, distributed strategies from tf.data: same batches."""
+    runs = []
+    for use_tf_data in (False, True):
+        tr = _trainer(tmp_path / str(use_tf_data), prepared_factory)  # semi: the strong views travel too
+        assert tr.use_tf_data is False  # the default strategy's feed
+        tr.use_tf_data = use_tf_data
+        logs = tr.run_epoch(0, None)
+        runs.append((tr.model.get_weights(), logs["pseudo_count"]))
+    (wa, na), (wb, nb) = runs
+    assert na == nb
+    for a, b in zip(wa, wb, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_same_seed_twice_in_one_process_gives_identical_weights(tmp_path, prepared_factory):
     """Benchmarks run many trainings in one process: a row must not depend on the rows before it."""
     runs = []

@@ -5,9 +5,10 @@
   not recompute.
 * ``hide_labels`` removes labels *and* key-points of the unlabelled sequences before
   anything reaches the training loop (the strict semi-supervised setting).
-* ``WindowSampler`` draws seeded, augmented windows of ``frames`` frames; ``make_tf_dataset``
-  wraps it as a ``tf.data.Dataset`` yielding dicts with the depth window, joints, joint mask,
-  label and labelled flag (the training loop's input).
+* ``WindowSampler`` draws seeded, augmented windows of ``frames`` frames as dicts with the depth
+  window, joints, joint mask, label and labelled flag (the training loop's input); ``prefetch``
+  makes the next batch in a thread while a step runs (one device), ``make_tf_dataset`` wraps the
+  sampler as a ``tf.data.Dataset`` (for ``tf.distribute`` strategies, which shard it).
 
 Everything but ``make_tf_dataset`` is pure numpy.
 """
@@ -19,7 +20,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -409,6 +411,29 @@ def _rotate_y(joints: np.ndarray, angle: float) -> np.ndarray:
     return np.stack([x, rel[..., 1], z], axis=-1) + root
 
 
+def prefetch(items: Iterable):
+    """Iterate ``items`` one item ahead in a background thread (the next batch is made during this step).
+
+    The one-device training feed: ``tf.data.Dataset.from_generator`` cost ~0.8 CPU-seconds per msr20 epoch
+    on top of the ~0.9 s that making the batches takes (measured: ``numpy`` 0.79-0.89 s, ``from_generator``
+    1.65-1.89 s). Exceptions are raised in the consumer; items are produced in order, by one thread.
+    """
+    it = iter(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="kerasdance-prefetch") as pool:
+        nxt = pool.submit(next, it, _END)
+        while (item := nxt.result()) is not _END:
+            nxt = pool.submit(next, it, _END)
+            yield item
+
+
+_END = object()
+
+
+def batch_keys(strong: bool) -> list[str]:
+    """The keys of a training batch (``WindowSampler.batch``) that the training loop reads."""
+    return ["x", "joints", "mask", "label", "labelled", "index"] + (["x_strong", "affine_strong"] if strong else [])
+
+
 def make_tf_dataset(sampler: WindowSampler, epoch: int, batch_size: int, strong: Augment | None = None):
     """A ``tf.data.Dataset`` of one epoch of ``sampler``'s batches, as dicts of tensors.
 
@@ -417,7 +442,7 @@ def make_tf_dataset(sampler: WindowSampler, epoch: int, batch_size: int, strong:
     """
     from kerasdance.keras_backend import tf
 
-    keys = ["x", "joints", "mask", "label", "labelled", "index"] + (["x_strong", "affine_strong"] if strong else [])
+    keys = batch_keys(strong is not None)
     probe = sampler.batch(np.arange(1), np.random.default_rng(0), strong)
     spec = {k: tf.TensorSpec((None,) + probe[k].shape[1:], tf.as_dtype(probe[k].dtype)) for k in keys}
 

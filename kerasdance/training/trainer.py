@@ -90,7 +90,8 @@ class TrainData:
 class Trainer:
     """Owns the model, its EMA teacher, the optimizer and the compiled steps."""
 
-    #: Nothing in the training dataset to tune (one generator, a fixed prefetch), and with autotuning on,
+    #: For the tf.data feed (distributed strategies; ``use_tf_data``): nothing in the training dataset to
+    #: tune (one generator, a fixed prefetch), and with autotuning on,
     #: deleting an epoch's iterator waited for tf.data's model thread: some epochs ended in an idle stall
     #: (281 msr20 sequences: 2.9 s or 5.13 s; all 567: 5.6 s or 10.25 s; found with gdb on an idle-CPU
     #: moment). ``benchmarks/probe_epoch_stall.py`` turns it back on to show the difference.
@@ -109,6 +110,8 @@ class Trainer:
                                      labelled_share=t.labelled_batch_share if self.semi else 0.0,
                                      targets_only=not self.semi)
         self.steps_per_epoch = self.sampler.num_batches(t.batch_size)
+        # tf.data only where a strategy distributes the batches (its from_generator costs ~0.8 CPU-s an epoch).
+        self.use_tf_data = strategy is not tf.distribute.get_strategy()
         with strategy.scope():
             self.model = build_lstm_cnn(cfg.model, cfg.data)
             self.teacher = build_lstm_cnn(cfg.model, cfg.data)
@@ -195,9 +198,15 @@ class Trainer:
             tv.assign(d * tv + (1.0 - d) * sv)
 
     # --- epochs ---------------------------------------------------------------------------------------------
-    def _dataset(self, epoch: int):
-        ds = pipeline.make_tf_dataset(self.sampler, epoch, self.cfg.train.batch_size,
-                                      Augment.strong() if self.semi else None)
+    def _batches(self, epoch: int):
+        """One epoch of batches: made in a thread one step ahead on one device; with a ``tf.distribute``
+        strategy, a ``tf.data`` dataset that the strategy shards and places."""
+        strong = Augment.strong() if self.semi else None
+        if not self.use_tf_data:
+            keys = pipeline.batch_keys(strong is not None)
+            return pipeline.prefetch({k: tf.convert_to_tensor(b[k]) for k in keys}
+                                     for b in self.sampler.epoch(epoch, self.cfg.train.batch_size, strong=strong))
+        ds = pipeline.make_tf_dataset(self.sampler, epoch, self.cfg.train.batch_size, strong)
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         opts.autotune.enabled = self.tf_data_autotune
@@ -215,7 +224,7 @@ class Trainer:
         def local(v):  # per-example values of this worker's replicas, concatenated
             return np.concatenate([np.asarray(x) for x in self.strategy.experimental_local_results(v)])
 
-        for step, batch in enumerate(self._dataset(epoch)):
+        for step, batch in enumerate(self._batches(epoch)):
             res = self.strategy.run(self._train_step, args=(batch, unl_w))
             if self.semi:  # the teacher is only read by self-training
                 self._ema()
