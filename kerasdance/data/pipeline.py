@@ -414,9 +414,10 @@ def _rotate_y(joints: np.ndarray, angle: float) -> np.ndarray:
 def prefetch(items: Iterable):
     """Iterate ``items`` one item ahead in a background thread (the next batch is made during this step).
 
-    The one-device training feed: ``tf.data.Dataset.from_generator`` cost ~0.8 CPU-seconds per msr20 epoch
-    on top of the ~0.9 s that making the batches takes (measured: ``numpy`` 0.79-0.89 s, ``from_generator``
-    1.65-1.89 s). Exceptions are raised in the consumer; items are produced in order, by one thread.
+    The one-device training feed: iterating ``tf.data.Dataset.from_generator`` over an msr20 epoch's batches
+    took 1.65-1.89 s against 0.79-0.89 s for the batches alone; a training epoch takes 4.56 s with this feed
+    against 5.28 s with tf.data (medians, ``python -m benchmarks.probe_epoch_stall``, idle machine).
+    Exceptions are raised in the consumer; items are produced in order, by one thread.
     """
     it = iter(items)
     with ThreadPoolExecutor(1, thread_name_prefix="kerasdance-prefetch") as pool:
