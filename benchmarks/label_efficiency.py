@@ -116,6 +116,11 @@ def _row(set_name, input_mode, fraction, variant, seed, epochs, m, seconds, trai
     return row if note is None else {**row, "note": note}
 
 
+def _key(row: dict) -> tuple:
+    """What makes a result row unique: a rerun skips the rows whose key is already in the results."""
+    return row["set"], row["input"], row["fraction"], row["variant"], row["seed"], row["epochs"]
+
+
 def _semi_steps_ratio(data_dir, fraction: float, seed: int) -> float:
     """Steps per epoch of the semi-supervised loop over those of the supervised-only loop (same split)."""
     from kerasdance.config import RunConfig
@@ -219,7 +224,7 @@ def main(argv=None) -> None:
     ap.add_argument("--summary-only", action="store_true", help="Rewrite the BENCHMARKS.md section from results.")
     args = ap.parse_args(argv)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["set"], r["input"], r["fraction"], r["variant"], r["seed"], r["epochs"]) for r in load_results()}
+    done = {_key(r) for r in load_results()}
     plan = []
     for set_name in args.sets.split(","):
         for frac in [float(f) for f in args.fractions.split(",")]:
@@ -243,7 +248,7 @@ def main(argv=None) -> None:
                 continue
             print(f"[{i + 1}/{len(plan)}] {set_name} {args.input} labels={frac} {v} seed={seed}", flush=True)
             for row in run_one(set_name, frac, v, seed, args.epochs, args.input):
-                key = (row["set"], row["input"], row["fraction"], row["variant"], row["seed"], row["epochs"])
+                key = _key(row)
                 if key in done:
                     continue
                 print(f"    {row['variant']}: accuracy {row['accuracy'] * 100:.1f}%  MPJPE {row['mpjpe_mm']:.0f} mm  "

@@ -411,6 +411,9 @@ def _rotate_y(joints: np.ndarray, angle: float) -> np.ndarray:
     return np.stack([x, rel[..., 1], z], axis=-1) + root
 
 
+_END = object()  # prefetch's end-of-items marker
+
+
 def prefetch(items: Iterable):
     """Iterate ``items`` one item ahead in a background thread (the next batch is made during this step).
 
@@ -425,9 +428,6 @@ def prefetch(items: Iterable):
         while (item := nxt.result()) is not _END:
             nxt = pool.submit(next, it, _END)
             yield item
-
-
-_END = object()
 
 
 def batch_keys(strong: bool) -> list[str]:
