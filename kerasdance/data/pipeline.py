@@ -235,8 +235,9 @@ def affine_crops(crops: np.ndarray, rot: float, scale: float, shift: np.ndarray)
     vi = np.floor((sb + 1.0) / 2.0 * S).astype(np.int64)
     inside = (ui >= 0) & (ui < S) & (vi >= 0) & (vi < S)
     flat = (np.clip(vi, 0, S - 1) * S + np.clip(ui, 0, S - 1)).ravel()
-    out = crops.reshape(len(crops), -1)[:, flat].reshape(crops.shape)
-    return np.where(inside[None], out, pp.BACKGROUND)
+    out = np.take(crops.reshape(len(crops), -1), flat, axis=1).reshape(crops.shape)  # ~2x faster than [:, flat]
+    out[:, ~inside] = pp.BACKGROUND
+    return out
 
 
 def affine_joints(joints: np.ndarray, rot: float, scale: float, shift: np.ndarray) -> np.ndarray:
@@ -282,7 +283,7 @@ class WindowSampler:
                 jm = _rotate_y(jm, rng.uniform(-2 * aug.rotation_rad, 2 * aug.rotation_rad)) * rng.uniform(
                     1 - aug.scale, 1 + aug.scale)
             return pp.skeleton_features(jm, cfg), joints, mask, affine
-        x = d.crops[idx].astype(np.float32)
+        x = d.crops[idx]  # float16: the augmentation's gather moves half the bytes
         if aug is not None and rng is not None:
             x, affine = _augment_crops(x, rng, aug)
             joints = np.where(mask[..., None] > 0, affine_joints(joints, *affine[:2], affine[2:]), 0.0)
@@ -391,9 +392,10 @@ def _augment_crops(x: np.ndarray, rng: np.random.Generator, aug: Augment) -> tup
     rot = rng.uniform(-aug.rotation_rad, aug.rotation_rad)
     scale = rng.uniform(1 - aug.scale, 1 + aug.scale)
     shift = rng.uniform(-aug.shift, aug.shift, size=2)
-    x = affine_crops(x, rot, scale, shift)
-    fg = x < pp.BACKGROUND
-    x = np.where(fg, x + np.float32(aug.depth_noise) * _noise(rng, x.shape), x).astype(np.float32)
+    x = affine_crops(x, rot, scale, shift).astype(np.float32, copy=False)
+    noise = np.float32(aug.depth_noise) * _noise(rng, x.shape)
+    noise *= x < pp.BACKGROUND  # on the body only
+    x += noise
     S = x.shape[-1]
     for _ in range(aug.cutout):
         h, w = rng.integers(S // 8, S // 3, size=2)
