@@ -7,6 +7,7 @@
 
     python -m benchmarks.bench_train [--epochs 40] [--skip-runs]
     python -m benchmarks.bench_train --heads [--head NAME ...] --epochs 40   # key-point heads
+    python -m benchmarks.bench_train --stems --epochs 120 --seeds 0,1,2      # stem widths
 """
 
 from __future__ import annotations
@@ -81,23 +82,24 @@ HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jso
 
 def heads_section(epochs: int, cmd: str, only: list[str] | None = None) -> None:
     """The key-point heads compared with the same recipe (msr20 depth, 100% labels, seed 0)."""
-    rows = _head_rows()
+    rows = _jsonl(HEAD_RESULTS)
     done = {(r["head"], r["epochs"]) for r in rows}
     for name in only or list(HEADS):
         if (name, epochs) in done:
             continue
         r = full_run("msr20", "depth", epochs, model=HEADS[name], tag=f"-head{list(HEADS).index(name)}")
-        row = {"head": name, **r, "cmd": cmd, "date": time.strftime("%Y-%m-%d", time.gmtime())}
+        row = {"head": name, **r, "stem": _stem_name(), "cmd": cmd, "date": time.strftime("%Y-%m-%d", time.gmtime())}
         HEAD_RESULTS.parent.mkdir(parents=True, exist_ok=True)
         with HEAD_RESULTS.open("a") as f:
             f.write(json.dumps(row) + "\n")
         rows.append(row)
-    rows.sort(key=lambda r: (r["epochs"], list(HEADS).index(r["head"])))
+    rows = [{"stem": "12-24-48-48", **r} for r in rows]  # rows before the stem was recorded: the stem of then
+    rows.sort(key=lambda r: (r["stem"], r["epochs"], list(HEADS).index(r["head"])))
     body = ["### Key-point heads (issue 3)", "",
             "msr20 depth, 100% labels, cross-subject, seed 0, key-point weight 3, same recipe otherwise; rows "
             f"from `{HEAD_RESULTS.relative_to(HEAD_RESULTS.parents[2])}` (command and date in each row; the train "
             "time is only comparable between rows of the same date and epochs):", "",
-            table(rows, [("head", "key-point head"), ("epochs", "epochs"), ("accuracy", "accuracy %"),
+            table(rows, [("head", "key-point head"), ("stem", "stem"), ("epochs", "epochs"), ("accuracy", "accuracy %"),
                          ("mpjpe_mm", "MPJPE mm"), ("mpjpe_rel_mm", "root-rel. MPJPE mm"),
                          ("map_10cm", "joints within 10 cm %"), ("train_s", "train s"), ("date", "date"),
                          ("note", "note")])]
@@ -105,10 +107,66 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None) -> None:
     print("\n".join(body))
 
 
-def _head_rows() -> list[dict]:
-    if not HEAD_RESULTS.exists():
+#: Per-frame conv stem widths compared (msr20 depth, 100% labels): the training step's cost is mostly the stem's
+#: first two layers (32x32 and 16x16 maps of 512 frames a batch), so their width sets the epoch time.
+STEMS = {"12-24-48-48": (12, 24, 48, 48), "8-16-32-48": (8, 16, 32, 48)}
+STEM_RESULTS = Path(__file__).resolve().parent / "results" / "stems.jsonl"
+
+
+def stems_section(epochs: int, seeds: list[int], cmd: str) -> None:
+    """The stem widths compared with the same recipe over seeds (msr20 depth, 100% labels)."""
+    rows = _jsonl(STEM_RESULTS)
+    done = {(r["stem"], r["seed"], r["epochs"]) for r in rows}
+    for name, filters in STEMS.items():
+        for seed in seeds:
+            if (name, seed, epochs) in done:
+                continue
+            r = full_run("msr20", "depth", epochs, seed=seed, model={"stem_filters": filters}, tag=f"-stem{name}")
+            row = {"stem": name, "seed": seed, **r, "cmd": cmd, "date": time.strftime("%Y-%m-%d", time.gmtime())}
+            STEM_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            with STEM_RESULTS.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            rows.append(row)
+    default = _stem_name()
+    out = []
+    for (name, ep), rs in sorted(_group(rows, ("stem", "epochs")).items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        def ms(key, digits=1, rs=rs):
+            v = np.array([r[key] for r in rs], float)
+            return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
+
+        out.append({"stem": name + (" (default)" if name == default else ""), "epochs": ep, "seeds": len(rs),
+                    "acc": ms("accuracy"), "mpjpe": ms("mpjpe_mm", 0), "map": ms("map_10cm"),
+                    "per_seed": " / ".join(f"{r['accuracy']:.1f}" for r in sorted(rs, key=lambda r: r["seed"])),
+                    "dates": ", ".join(sorted({r["date"] for r in rs}))})
+    body = ["### Stem widths (issue 3)", "",
+            "msr20 depth, 100% labels, cross-subject, same recipe otherwise; mean ± sd over seeds (population sd); "
+            f"rows from `{STEM_RESULTS.relative_to(STEM_RESULTS.parents[2])}`. The step time of each stem: "
+            "`python -m benchmarks.probe_train_step`.", "",
+            table(out, [("stem", "stem filters"), ("epochs", "epochs"), ("seeds", "seeds"),
+                        ("acc", "accuracy %"), ("per_seed", "accuracy per seed %"), ("mpjpe", "MPJPE mm"),
+                        ("map", "joints within 10 cm %"), ("dates", "dates")])]
+    write_section("stems", "\n".join(body), cmd)
+    print("\n".join(body))
+
+
+def _stem_name() -> str:
+    """The default model's stem widths, as in ``STEMS``' keys."""
+    from kerasdance.config import ModelConfig
+
+    return "-".join(map(str, ModelConfig().stem_filters))
+
+
+def _group(rows: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return out
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.exists():
         return []
-    return [json.loads(line) for line in HEAD_RESULTS.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def speed_section(cmd: str) -> None:
@@ -140,12 +198,17 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-runs", action="store_true", help="Only the speed section.")
     ap.add_argument("--skip-speed", action="store_true", help="Only the full runs (time the epoch on an idle machine).")
     ap.add_argument("--heads", action="store_true", help="Only the key-point head comparison on msr20.")
+    ap.add_argument("--stems", action="store_true", help="Only the stem-width comparison on msr20 (over --seeds).")
+    ap.add_argument("--seeds", default="0,1,2", help="With --stems: the seeds.")
     ap.add_argument("--head", action="append", choices=list(HEADS), metavar="HEAD",
                     help=f"With --heads: only these heads (repeatable); one of: {', '.join(map(repr, HEADS))}.")
     args = ap.parse_args(argv)
     cmd = "python -m benchmarks.bench_train " + " ".join(sys.argv[1:])
     if args.heads:
         heads_section(args.epochs, cmd, args.head)
+        return
+    if args.stems:
+        stems_section(args.epochs, [int(x) for x in args.seeds.split(",")], cmd)
         return
     if not args.skip_speed:
         speed_section(cmd)

@@ -23,8 +23,11 @@ from benchmarks.common import peak_rss_mb, table, write_section
 from benchmarks.datasets import CACHE, DATA, synthetic_set
 
 RESULTS = Path(__file__).resolve().parent / "results" / "label_efficiency.jsonl"
-#: Bumped whenever the model or the recipe changes: rows of another recipe are neither reused nor tabulated.
-RECIPE = 2  # 2: heat-map key-point head (stride 8), key-point weight 3, noise-bank augmentation
+#: Bumped whenever the model or the recipe changes: rows of another recipe are not reused, and only the current
+#: recipe's rows make the main table (``PREVIOUS``'s get a table of their own, for reference).
+RECIPE = 3  # 3: stem (8, 16, 32, 48); 2: heat-map head (stride 8), key-point weight 3, noise-bank augmentation
+#: Earlier recipes still tabulated, with what changed since.
+PREVIOUS = {2: "the wider stem (12, 24, 48, 48); all else as recipe 3"}
 
 VARIANTS = {
     "supervised": {"self_training": False},
@@ -135,11 +138,11 @@ def _semi_steps_ratio(data_dir, fraction: float, seed: int) -> float:
     return semi / sup
 
 
-def load_results() -> list[dict]:
+def load_results(recipe: int = RECIPE) -> list[dict]:
     if not RESULTS.exists():
         return []
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("recipe", 1) == RECIPE]
+    return [r for r in rows if r.get("recipe", 1) == recipe]
 
 
 def summarise(rows: list[dict]) -> str:
@@ -277,6 +280,12 @@ def main(argv=None) -> None:
             "batch carried no target; e.g. msr20 20%: 54.9 ± 5.9%) are kept in "
             "`benchmarks/results/label_efficiency.supervised-sampler1.jsonl`, not tabulated.\n\n" + summarise(rows)
             + "\n\n" + targets(rows))
+    for recipe, what in PREVIOUS.items():
+        old = load_results(recipe)
+        body += (f"\n\n#### Recipe {recipe}, for reference ({what})\n\nThe same benchmark, rows of recipe {recipe} "
+                 "(not comparable with the table above where the model differs):\n\n" + summarise(old) + "\n\n"
+                 + targets(old))
+        rows += old  # their commands too
     cmds = list(dict.fromkeys(r.get("cmd", "python -m benchmarks.label_efficiency") for r in rows))
     write_section("label_efficiency", body, "`; `".join(cmds))
 

@@ -6,9 +6,10 @@ in one session compares them under the same conditions. Variants:
 * ``split``: ``SoftArgmax2D`` as it is (one ``tf.split`` of heat and depth maps);
 * ``slices``: the earlier two slices ``maps[:, :J]`` / ``maps[:, J:]`` (their gradients were two full-size
   ``StridedSliceGrad`` ops, ~7% of a step in the TF profiler);
-* ``kernel3``: the heat-map head with its 3x3 hidden conv (``keypoint_kernel=3``).
+* ``kernel3``: the heat-map head with its 3x3 hidden conv (``keypoint_kernel=3``);
+* ``stem12``: the earlier, wider stem ``(12, 24, 48, 48)`` (default ``(8, 16, 32, 48)`` since 2026-11-30).
 
-    python -m benchmarks.probe_train_step [--rounds 2] [--steps 30]
+    python -m benchmarks.probe_train_step [--rounds 2] [--steps 30] [--variants split,stem12]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 
 import numpy as np
 
-VARIANTS = ("split", "slices", "kernel3")
+VARIANTS = ("split", "slices", "kernel3", "stem12")
 
 
 def _slices_call(self, x):
@@ -46,7 +47,9 @@ def step_ms(variant: str, steps: int) -> float:
 
     if variant == "slices":
         lstm_cnn.SoftArgmax2D.call = _slices_call
-    cfg = RunConfig().replace(model={"keypoint_kernel": 3} if variant == "kernel3" else {})
+    cfg = RunConfig().replace(model={"kernel3": {"keypoint_kernel": 3}, "stem12": {"stem_filters": (12, 24, 48, 48)}
+                                     }.get(variant, {}))
+    keras.backend.experimental.enable_tf_random_generator()  # as the trainer: dropout's RNG is ~4 ms a step otherwise
     keras.utils.set_random_seed(0)
     m = lstm_cnn.build_lstm_cnn(cfg.model, cfg.data)
     opt = keras.optimizers.Adam(1e-3)
@@ -79,14 +82,18 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"Comma-separated, of: {', '.join(VARIANTS)}.")
     ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # one variant, in a child process
     args = ap.parse_args(argv)
     if args.variant:
         print(f"{step_ms(args.variant, args.steps):.1f}")
         return
-    results = {v: [] for v in VARIANTS}
+    variants = args.variants.split(",")
+    if unknown := set(variants) - set(VARIANTS):
+        ap.error(f"unknown variant(s) {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    results = {v: [] for v in variants}
     for _ in range(args.rounds):
-        for v in VARIANTS:  # a fresh process each: the patched layer and the graphs do not leak between variants
+        for v in variants:  # a fresh process each: the patched layer and the graphs do not leak between variants
             out = subprocess.run([sys.executable, "-m", "benchmarks.probe_train_step", "--variant", v,
                                   "--steps", str(args.steps)], capture_output=True, text=True, check=True)
             results[v].append(float(out.stdout.strip().splitlines()[-1]))
