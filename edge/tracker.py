@@ -218,7 +218,7 @@ class Tracker:
         except ValueError:
             return self._result(frame, t_in, NO_PERSON)
         idx = order[pick]
-        x = pp.add_motion(pp.crop_frames(self._depth[idx], crop, self.cfg), self.cfg)
+        x = pp.add_motion(pp.crop_frames(self._depth, crop, self.cfg, index=idx), self.cfg)
         keypoints, probs = self.model.predict(x)
         joints = pp.crop_to_camera(keypoints[-1], crop, self.intrinsics, self.cfg)
         if self.smoothing is not None:

@@ -55,6 +55,19 @@ def test_crop_frames_normalises_depth_and_background():
     assert x[0, 0, 0] == pp.BACKGROUND  # the wall is outside the body band
 
 
+def test_crop_frames_index_reads_those_frames_in_place():
+    rng = np.random.default_rng(3)
+    ring = np.stack([_person_frame(z_mm=z) for z in (2000, 2400, 2500, 2600, 3000)])
+    ring = ring + rng.integers(0, 40, ring.shape).astype(ring.dtype)  # every frame different
+    crop = pp.find_crop(ring, KINECT_V1, CFG)
+    idx = np.array([4, 0, 0, 2])
+    want = pp.crop_frames(ring[idx], crop, CFG)
+    assert not np.array_equal(want[0], want[1])
+    np.testing.assert_array_equal(pp.crop_frames(ring, crop, CFG, index=idx), want)
+    np.testing.assert_array_equal(pp.crop_frames(ring[:, ::-1], crop, CFG, index=idx),  # a non-contiguous ring
+                                  pp.crop_frames(ring[idx, ::-1], crop, CFG))
+
+
 @pytest.mark.parametrize("angle", [0.0, 0.3, -1.0])
 def test_crop_inverse_is_exact_below_1mm(angle):
     rng = np.random.default_rng(1)

@@ -140,15 +140,18 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(t, t)  # a (columns), b (rows)
 
 
-def crop_frames(depth_mm: np.ndarray, crop: Crop, cfg: DataConfig) -> np.ndarray:
+def crop_frames(depth_mm: np.ndarray, crop: Crop, cfg: DataConfig, index: np.ndarray | None = None) -> np.ndarray:
     """Sample ``(frames, H, W)`` depth into ``(frames, S, S)`` normalised crops (nearest pixel).
 
     Foreground (within ``depth_band_mm`` of the body) maps to
     ``(depth - z_body) / depth_scale_mm``; background, holes and outside-image pixels to
-    ``BACKGROUND``.
+    ``BACKGROUND``. ``index``: crop only these frames of ``depth_mm``, in this order (the edge
+    runtime's ring buffer), read in place rather than copied out whole first.
     """
     depth_mm = np.asarray(depth_mm)
-    frames, h, w = depth_mm.shape
+    n, h, w = depth_mm.shape
+    index = np.arange(n) if index is None else np.asarray(index, dtype=np.int64)
+    frames = index.size
     a, b = _grid(cfg.crop_size)
     half = crop.side_px / 2.0
     ca, sa = np.cos(crop.angle_rad), np.sin(crop.angle_rad)
@@ -158,11 +161,12 @@ def crop_frames(depth_mm: np.ndarray, crop: Crop, cfg: DataConfig) -> np.ndarray
     vi = np.floor(v + 0.5).astype(np.int64)
     inside = (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
     flat = (np.clip(vi, 0, h - 1) * w + np.clip(ui, 0, w - 1)).ravel()
-    d = depth_mm.reshape(frames, -1)[:, flat].reshape(frames, cfg.crop_size, cfg.crop_size)
-    d = d.astype(np.float32)
+    # One flat gather of the crop's pixels of every frame: ~2-3x faster than indexing frames, then pixels.
+    d = np.take(depth_mm.reshape(-1), index[:, None] * (h * w) + flat[None, :])
+    d = d.reshape(frames, cfg.crop_size, cfg.crop_size).astype(np.float32)
     z_mm = crop.z_body_m * 1000.0
     fg = inside[None] & (d >= cfg.min_depth_mm) & (d <= cfg.max_depth_mm) & (np.abs(d - z_mm) <= cfg.depth_band_mm)
-    return np.where(fg, (d - z_mm) / cfg.depth_scale_mm, BACKGROUND).astype(np.float32)
+    return np.where(fg, (d - z_mm) / cfg.depth_scale_mm, BACKGROUND).astype(np.float32, copy=False)
 
 
 def camera_to_crop(joints_m: np.ndarray, crop: Crop, intrinsics: Intrinsics, cfg: DataConfig) -> np.ndarray:
@@ -202,9 +206,11 @@ def add_motion(depth: np.ndarray, cfg: DataConfig) -> np.ndarray:
     x = np.asarray(depth, dtype=np.float32)
     if not cfg.motion_channel:
         return x[..., None]
-    diff = np.zeros_like(x)
-    diff[1:] = x[1:] - x[:-1]
-    return np.stack([x, diff], axis=-1)
+    out = np.empty(x.shape + (2,), np.float32)  # written in place: no zeros, difference and stack copies
+    out[..., 0] = x
+    out[:1, ..., 1] = 0.0
+    np.subtract(x[1:], x[:-1], out=out[1:, ..., 1])
+    return out
 
 
 def joint_targets(joints_m: np.ndarray | None, crop: Crop, intrinsics: Intrinsics, cfg: DataConfig, frames: int):
