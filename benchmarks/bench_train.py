@@ -141,7 +141,7 @@ def stems_section(epochs: int, seeds: list[int], cmd: str) -> None:
     body = ["### Stem widths (issue 3)", "",
             "msr20 depth, 100% labels, cross-subject, same recipe otherwise; mean ± sd over seeds (population sd); "
             f"rows from `{STEM_RESULTS.relative_to(STEM_RESULTS.parents[2])}`. The step time of each stem: "
-            "`python -m benchmarks.probe_train_step`.", "",
+            "`python -m benchmarks.probe_train_step --variants split,stem12`.", "",
             table(out, [("stem", "stem filters"), ("epochs", "epochs"), ("seeds", "seeds"),
                         ("acc", "accuracy %"), ("per_seed", "accuracy per seed %"), ("mpjpe", "MPJPE mm"),
                         ("map", "joints within 10 cm %"), ("dates", "dates")])]

@@ -85,8 +85,8 @@ class ModelConfig(_Serialisable):
     num_classes: int = 20
     num_joints: int = NUM_JOINTS
     # The stem's first two layers (32x32 and 16x16 maps of every frame) are most of a training step: (8, 16, 32, 48)
-    # trains an msr20 epoch ~30% faster than the earlier (12, 24, 48, 48) at the same accuracy and MPJPE over
-    # 3 seeds (BENCHMARKS.md, "Stem widths").
+    # takes ~25% less per step than the earlier (12, 24, 48, 48) (77 vs 103 ms) at the same accuracy and MPJPE
+    # over 3 seeds (BENCHMARKS.md, "Stem widths").
     stem_filters: tuple[int, ...] = (8, 16, 32, 48)
     lstm_units: int = 128
     conv_filters: tuple[int, int, int] = (128, 128, 128)
