@@ -143,6 +143,9 @@ class TrainConfig(_Serialisable):
     supervised_stage_epochs: int = -1
     pseudo_threshold: float = 0.9
     flexmatch: bool = True  # per-class thresholds lowered for classes rarely predicted confidently; False: fixed
+    # Rescale the teacher's probabilities so that their mean over the last epoch's unlabelled sequences matches
+    # the labelled class prior (ReMixMatch's distribution alignment) before pseudo-labels are taken.
+    distribution_alignment: bool = False
     ema_decay: float = 0.99
     unlabelled_weight: float = 1.0
     unlabelled_rampup_epochs: int = 10

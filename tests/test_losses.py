@@ -4,7 +4,13 @@ import pytest
 from kerasdance.keras_backend import tf
 from kerasdance.losses import cross_entropy, dice_ce_loss, keypoint_loss, soft_dice_loss
 from kerasdance.training.hard_mining import select_hard_examples
-from kerasdance.training.self_training import class_thresholds, pseudo_label_mask, rampup_weight
+from kerasdance.training.self_training import (
+    align_distribution,
+    alignment_ratio,
+    class_thresholds,
+    pseudo_label_mask,
+    rampup_weight,
+)
 
 
 def test_soft_dice_hand_computed():
@@ -75,6 +81,19 @@ def test_class_thresholds_lower_rare_classes():
     assert thr[2] == pytest.approx(0.5)  # floor
     beta = 10 / 100
     assert thr[1] == pytest.approx(max(0.9 * beta / (2 - beta), 0.5))
+
+
+def test_alignment_ratio_and_align_distribution_hand_computed():
+    # Uniform prior; the teacher's mean favours class 0 (0.5) over 1 (0.3) and 2 (0.2).
+    ratio = alignment_ratio(np.array([2, 2, 2]), np.array([0.5, 0.3, 0.2]))
+    np.testing.assert_allclose(ratio, [(1 / 3) / 0.5, (1 / 3) / 0.3, (1 / 3) / 0.2], rtol=1e-6)
+    np.testing.assert_allclose(alignment_ratio([1, 1], [0.5, 0.5]), [1, 1])  # already aligned
+    assert alignment_ratio([1, 1], [1.0, 0.0])[1] == pytest.approx(0.5 / 1e-3 * (1.0 + 1e-3))  # floored, finite
+    # [0.4, 0.35, 0.25] * ratio = [0.2667, 0.3889, 0.4167] / 1.0722: the argmax moves from class 0 to class 2.
+    p = align_distribution(tf.constant([[0.4, 0.35, 0.25]]), tf.constant(ratio)).numpy()[0]
+    raw = np.array([0.4 / 1.5, 0.35 / 0.9, 0.25 / 0.6])
+    np.testing.assert_allclose(p, raw / raw.sum(), rtol=1e-5)
+    assert p.argmax() == 2 and p.sum() == pytest.approx(1.0)
 
 
 def test_rampup():

@@ -38,6 +38,22 @@ def test_fixed_threshold_keeps_the_class_thresholds(tmp_path, prepared_factory):
     assert flex.class_thr.numpy().min() < 0.9  # FlexMatch lowers the bar for classes rarely claimed
 
 
+def test_distribution_alignment_follows_the_teacher_and_resumes(tmp_path, prepared_factory):
+    cfg = TINY.replace(train={"distribution_alignment": True})
+    a = _trainer(tmp_path / "a", prepared_factory, cfg)
+    np.testing.assert_array_equal(a.da_ratio.numpy(), 1.0)  # no statistics before the first epoch
+    a.run_epoch(0, None)
+    ratio = a.da_ratio.numpy()
+    assert np.all(np.isfinite(ratio)) and not np.allclose(ratio, 1.0)
+    a.save_checkpoint(0, [], {})
+    b = _trainer(tmp_path / "a", prepared_factory, cfg)
+    b.restore_latest()
+    np.testing.assert_array_equal(b.da_ratio.numpy(), ratio)  # in the checkpoint: a resumed run aligns the same
+    plain = _trainer(tmp_path / "plain", prepared_factory)
+    plain.run_epoch(0, None)
+    np.testing.assert_array_equal(plain.da_ratio.numpy(), 1.0)  # off by default
+
+
 def test_supervised_only_when_everything_is_labelled(tmp_path, prepared_factory):
     tr = _trainer(tmp_path, prepared_factory, semi=False)
     assert not tr.semi

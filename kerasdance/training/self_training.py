@@ -4,7 +4,10 @@ A teacher (an exponential moving average of the student) runs with ``training=Fa
 on weakly augmented unlabelled windows. Its class predictions become pseudo-labels where
 they are confident; per-class thresholds (FlexMatch-style "curriculum" thresholds) lower
 the bar for classes the teacher rarely predicts confidently, so rare classes are not
-drowned by frequent ones. The unlabelled loss weight ramps up over the first epochs.
+drowned by frequent ones. Optionally, distribution alignment (ReMixMatch) rescales the
+teacher's probabilities so that their mean over the unlabelled set matches the labelled
+class prior: a class the teacher under-predicts can then win the argmax, which a lower
+threshold alone cannot give it. The unlabelled loss weight ramps up over the first epochs.
 """
 
 from __future__ import annotations
@@ -60,6 +63,29 @@ def class_thresholds(
     beta = counts / norm
     thr = threshold * beta / (2.0 - beta)
     return np.maximum(thr, min(min_threshold, threshold)).astype(np.float32)
+
+
+def alignment_ratio(prior: np.ndarray, mean_probs: np.ndarray, floor: float = 1e-3) -> np.ndarray:
+    """Distribution-alignment factors ``prior / mean_probs`` (ReMixMatch), per class.
+
+    Args:
+        prior: ``(classes,)`` class frequencies of the labelled sequences (sums to 1).
+        mean_probs: ``(classes,)`` the teacher's mean probabilities over the unlabelled sequences.
+        floor: lower bound on ``mean_probs``, so that a class the teacher never predicts gets a large but
+            finite factor.
+
+    Returns:
+        ``(classes,)`` float32 factors; all 1 when the teacher's mean already matches the prior.
+    """
+    prior = np.asarray(prior, np.float64)
+    mean = np.maximum(np.asarray(mean_probs, np.float64), floor)
+    return (prior / prior.sum() / (mean / mean.sum())).astype(np.float32)
+
+
+def align_distribution(probs: tf.Tensor, ratio: tf.Tensor) -> tf.Tensor:
+    """``probs * ratio``, renormalised per example: ``(batch, classes)``."""
+    p = probs * ratio
+    return p / tf.reduce_sum(p, axis=-1, keepdims=True)
 
 
 def rampup_weight(epoch: float, rampup_epochs: int, max_weight: float = 1.0) -> float:

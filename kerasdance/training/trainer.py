@@ -32,7 +32,13 @@ from kerasdance.keras_backend import keras, tf
 from kerasdance.losses import dice_ce_loss, keypoint_loss
 from kerasdance.models.lstm_cnn import build_lstm_cnn
 from kerasdance.training.hard_mining import select_hard_examples
-from kerasdance.training.self_training import class_thresholds, pseudo_label_mask, rampup_weight
+from kerasdance.training.self_training import (
+    align_distribution,
+    alignment_ratio,
+    class_thresholds,
+    pseudo_label_mask,
+    rampup_weight,
+)
 
 log = logging.getLogger("kerasdance.training")
 
@@ -123,12 +129,14 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)  # slots exist before a restore
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.class_thr = tf.Variable(tf.fill([cfg.model.num_classes], t.pseudo_threshold), trainable=False)
+            self.da_ratio = tf.Variable(tf.ones([cfg.model.num_classes]), trainable=False)
         # The dropout layers' tf.random.Generator is not tracked by the model's checkpoint: add it by hand,
         # so a resumed run draws the same dropout masks as an uninterrupted one.
         dropout_rng = {layer.name: layer._random_generator._generator for layer in self.model.layers
                        if getattr(getattr(layer, "_random_generator", None), "_generator", None) is not None}
+        extra = {"da_ratio": self.da_ratio} if t.distribution_alignment else {}  # older checkpoints lack it
         self.ckpt = tf.train.Checkpoint(model=self.model, teacher=self.teacher, optimizer=self.optimizer,
-                                        epoch=self.epoch, class_thr=self.class_thr, dropout_rng=dropout_rng)
+                                        epoch=self.epoch, class_thr=self.class_thr, dropout_rng=dropout_rng, **extra)
         self._train_step = tf.function(self._step, reduce_retracing=True)
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
@@ -157,6 +165,9 @@ class Trainer:
         if self.semi:
             t_out = self.teacher(batch["x"], training=False)
             t_probs = tf.nn.softmax(t_out["logits"])
+            outputs["teacher_probs"] = t_probs
+            if t.distribution_alignment:
+                t_probs = align_distribution(t_probs, self.da_ratio)
             pmask = pseudo_label_mask(t_probs, t.pseudo_threshold, self.class_thr) * (1.0 - labelled)
             pseudo = tf.cast(tf.argmax(t_probs, axis=-1), tf.int32)
             s_label = tf.where(labelled > 0, label, pseudo)
@@ -219,6 +230,7 @@ class Trainer:
         n_cls = self.cfg.model.num_classes
         pseudo_hist = np.zeros(n_cls, np.int64)
         pseudo_right = pseudo_n = unl_seen = 0
+        unl_probs = np.zeros(n_cls, np.float64)
         step = -1
 
         def local(v):  # per-example values of this worker's replicas, concatenated
@@ -235,7 +247,9 @@ class Trainer:
             if self.semi:
                 idx = local(batch["index"])
                 pm, pl = local(res["pseudo_mask"]) > 0, local(res["pseudo_label"])
-                unl_seen += int((self.data.train.labels[idx] < 0).sum())
+                unl = self.data.train.labels[idx] < 0
+                unl_seen += int(unl.sum())
+                unl_probs += local(res["teacher_probs"])[unl].sum(axis=0)
                 pseudo_hist += np.bincount(pl[pm], minlength=n_cls)
                 pseudo_n += int(pm.sum())
                 pseudo_right += int((pl[pm] == self.data.hidden_labels[idx][pm]).sum())
@@ -247,6 +261,9 @@ class Trainer:
         if self.semi:
             if t.flexmatch:
                 self.class_thr.assign(class_thresholds(pseudo_hist, t.pseudo_threshold, max(unl_seen, 1)))
+            if t.distribution_alignment and unl_seen:
+                prior = np.bincount(self.data.train.labels[self.data.train.labels >= 0], minlength=n_cls)
+                self.da_ratio.assign(alignment_ratio(prior, unl_probs / unl_seen))
             logs.update(pseudo_count=pseudo_n, pseudo_acc=pseudo_right / max(pseudo_n, 1),
                         pseudo_hist=" ".join(str(int(c)) for c in pseudo_hist), unl_weight=float(unl_w))
         return logs
