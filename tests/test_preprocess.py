@@ -104,6 +104,12 @@ def test_add_motion_channel():
     np.testing.assert_array_equal(y[0, ..., 1], 0)
     np.testing.assert_array_equal(y[2, ..., 1], 4)
     assert pp.add_motion(x, DataConfig(motion_channel=False)).shape == (3, 2, 2, 1)
+    batch = np.full((2, 3, 2, 2, 2), np.nan, np.float32)  # written into a batch's slot: the same values, in place
+    assert np.shares_memory(pp.add_motion(x, CFG, out=batch[1]), batch)
+    np.testing.assert_array_equal(batch[1], y)
+    assert np.isnan(batch[0]).all()
+    one = np.full((3, 2, 2, 1), np.nan, np.float32)
+    np.testing.assert_array_equal(pp.add_motion(x, DataConfig(motion_channel=False), out=one), x[..., None])
 
 
 def test_preprocess_sequence_skips_missing_frames_and_masks_joints():

@@ -264,8 +264,10 @@ class WindowSampler:
         self.data, self.cfg, self.input_mode, self.seed, self.augment = data, cfg, input_mode, seed, augment
         self.labelled_share, self.targets_only = labelled_share, targets_only
 
-    def window(self, i: int, rng: np.random.Generator | None, aug: Augment | None):
-        """One window of sequence ``i``: (x, joints, mask, affine) with ``affine = (rot, scale, sa, sb)``."""
+    def window(self, i: int, rng: np.random.Generator | None, aug: Augment | None, x_out: np.ndarray | None = None):
+        """One window of sequence ``i``: (x, joints, mask, affine) with ``affine = (rot, scale, sa, sb)``.
+
+        ``x_out``: depth mode, the batch's slot that ``x`` is written into (returned as ``x``)."""
         cfg, d = self.cfg, self.data
         span = d.frames_of(i)
         n = span.stop - span.start
@@ -288,7 +290,7 @@ class WindowSampler:
             x, affine = _augment_crops(x, rng, aug)
             joints = np.where(mask[..., None] > 0, affine_joints(joints, *affine[:2], affine[2:]), 0.0)
             joints = joints.astype(np.float32)
-        return pp.add_motion(x, cfg), joints, mask, affine
+        return pp.add_motion(x, cfg, out=x_out), joints, mask, affine
 
     def epoch(self, epoch: int, batch_size: int, shuffle: bool = True, strong: Augment | None = None
               ) -> Iterator[dict[str, np.ndarray]]:
@@ -342,20 +344,27 @@ class WindowSampler:
         out = {"label": self.data.labels[idx].astype(np.int32), "index": np.asarray(idx, np.int32)}
         out["labelled"] = (out["label"] >= 0).astype(np.float32)
         keys = ("x", "joints", "mask")
+        n, depth = len(idx), self.input_mode == "depth"
+        if depth:  # the windows' crops are written straight into the batch, not copied into it
+            shape = (n, self.cfg.frames, self.cfg.crop_size, self.cfg.crop_size, self.cfg.channels)
+            out["x"] = np.empty(shape, np.float32)
+            if strong is not None and rng is not None:
+                out["x_strong"] = np.empty(shape, np.float32)
         for j, i in enumerate(idx):
-            view = self.window(i, rng, self.augment if rng is not None else None)
-            _put(out, keys, j, len(idx), view)
+            view = self.window(i, rng, self.augment if rng is not None else None, out["x"][j] if depth else None)
+            _put(out, keys, j, n, view)
             if strong is not None and rng is not None:
                 # The strong view starts from the weak view's frames: same temporal crop.
-                _put(out, ("x_strong", "affine_strong"), j, len(idx), self._strong(view, rng, strong))
+                x_out = out["x_strong"][j] if depth else None
+                _put(out, ("x_strong", "affine_strong"), j, n, self._strong(view, rng, strong, x_out))
         return out
 
-    def _strong(self, view, rng, aug: Augment):
+    def _strong(self, view, rng, aug: Augment, x_out: np.ndarray | None = None):
         x = view[0][..., 0].copy() if self.input_mode == "depth" else view[0]
         if self.input_mode == "skeleton":
             return x + rng.normal(0, 0.01, x.shape).astype(np.float32), np.array([0, 1, 0, 0], np.float32)
         x, affine = _augment_crops(x, rng, aug)
-        return pp.add_motion(x, self.cfg), affine
+        return pp.add_motion(x, self.cfg, out=x_out), affine
 
     def eval_windows(self) -> dict[str, np.ndarray]:
         """Every sequence resampled whole to ``frames`` (no augmentation): the evaluation inputs."""
@@ -364,11 +373,13 @@ class WindowSampler:
 
 def _put(out: dict, keys, j: int, n: int, values) -> None:
     """Write example ``j`` of a batch of ``n`` into ``out[key]`` (allocated on the first example):
-    filling one array in place is several times faster than stacking per-example copies."""
+    filling one array in place is several times faster than stacking per-example copies. A value that is
+    already that slot (written there by ``add_motion(..., out=)``) is not copied onto itself."""
     for k, v in zip(keys, values):
         if k not in out:
             out[k] = np.empty((n,) + v.shape, v.dtype)
-        out[k][j] = v
+        if not np.may_share_memory(out[k][j], v):
+            out[k][j] = v
 
 
 #: Standard-normal samples that depth noise is cut from at a random offset: drawing 131k fresh

@@ -201,15 +201,20 @@ def resample_indices(num_frames: int, frames: int, start: float = 0.0, stop: flo
     return np.clip(np.round(pos), 0, num_frames - 1).astype(np.int64)
 
 
-def add_motion(depth: np.ndarray, cfg: DataConfig) -> np.ndarray:
-    """``(frames, S, S)`` -> ``(frames, S, S, channels)``: depth plus, optionally, its frame difference."""
+def add_motion(depth: np.ndarray, cfg: DataConfig, out: np.ndarray | None = None) -> np.ndarray:
+    """``(frames, S, S)`` -> ``(frames, S, S, channels)``: depth plus, optionally, its frame difference.
+
+    ``out``: a float32 array of that shape to write into (a batch's slot: no per-window copy); returned.
+    """
     x = np.asarray(depth, dtype=np.float32)
-    if not cfg.motion_channel:
-        return x[..., None]
-    out = np.empty(x.shape + (2,), np.float32)  # written in place: no zeros, difference and stack copies
+    if out is None:
+        if not cfg.motion_channel:
+            return x[..., None]
+        out = np.empty(x.shape + (2,), np.float32)  # written in place: no zeros, difference and stack copies
     out[..., 0] = x
-    out[:1, ..., 1] = 0.0
-    np.subtract(x[1:], x[:-1], out=out[1:, ..., 1])
+    if cfg.motion_channel:
+        out[:1, ..., 1] = 0.0
+        np.subtract(x[1:], x[:-1], out=out[1:, ..., 1])
     return out
 
 
