@@ -6,7 +6,7 @@
   accuracy, MPJPE, mAP@10cm, training time, peak memory.
 
     python -m benchmarks.bench_train [--epochs 40] [--skip-runs]
-    python -m benchmarks.bench_train --heads [--head NAME ...] --epochs 40   # key-point heads
+    python -m benchmarks.bench_train --heads [--head NAME ...] --epochs 40 [--seeds 0]   # key-point heads
     python -m benchmarks.bench_train --stems --epochs 120 --seeds 0,1,2      # stem widths
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import shutil
 import sys
@@ -57,54 +58,88 @@ def epoch_time(set_dir, cfg, n_epochs: int = 6, feed: str = "thread") -> dict:
             "epoch_times": times[1:], "epoch_cpu_s": cpu[1:], "prepare_s": prep_s}
 
 
-def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="") -> dict:
+def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="", train=None) -> dict:
     from kerasdance.config import RunConfig
     from kerasdance.keras_backend import keras
-    from kerasdance.training.trainer import train
+    from kerasdance.training.trainer import train as train_run
 
     run_dir = DATA / "runs" / f"full-{set_name}-{input_mode}{tag}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     keras.backend.clear_session()
-    cfg = RunConfig().replace(model={"input_mode": input_mode, **(model or {})}, train={"epochs": epochs, "seed": seed})
+    cfg = RunConfig().replace(model={"input_mode": input_mode, **(model or {})},
+                              train={"epochs": epochs, "seed": seed, **(train or {})})
     t0 = time.time()
-    m = train(synthetic_set(set_name), run_dir, cfg, cache_dir=CACHE, verbose=0)
+    m = train_run(synthetic_set(set_name), run_dir, cfg, cache_dir=CACHE, verbose=0)
     return {"set": set_name, "input": input_mode, "accuracy": m["accuracy"] * 100, "mpjpe_mm": m["mpjpe_mm"],
             "mpjpe_rel_mm": m["mpjpe_rel_mm"], "map_10cm": m["map_10cm"] * 100, "train_s": time.time() - t0,
-            "epochs": epochs, "n_test": m["n_test"]}
+            "epochs": epochs, "n_test": m["n_test"], "keypoint_weight": cfg.train.keypoint_weight,
+            "keypoint_refine": cfg.model.keypoint_refine}
 
 
-HEADS = {"heat-map, stride 8 (default)": {}, "heat-map, stride 4": {"heatmap_stride": 4},
-         "dense (60 numbers per frame)": {"keypoint_head": "dense"},
-         "heat-map, stride 8, 3x3 hidden conv": {"keypoint_kernel": 3}}
-#: One JSON row per (head, epochs) run; a rerun skips the rows it has and the table shows them all.
+#: Key-point variants: model and train overrides of the default config. Rows record the stem, the key-point loss
+#: weight and the temporal refinement they were trained with, so rows of earlier defaults stay readable.
+HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_stride": 4}},
+         "dense (60 numbers per frame)": {"model": {"keypoint_head": "dense"}},
+         "heat-map, stride 8, 3x3 hidden conv": {"model": {"keypoint_kernel": 3}},
+         "heat-map, stride 8, key-point weight 3": {"train": {"keypoint_weight": 3.0}},
+         "heat-map, stride 8, key-point weight 10": {"train": {"keypoint_weight": 10.0}},
+         "heat-map, stride 8, key-point weight 30": {"train": {"keypoint_weight": 30.0}},
+         "heat-map, stride 8, no temporal refinement": {"model": {"keypoint_refine": 0}},
+         "heat-map, stride 8, temporal refinement 5": {"model": {"keypoint_refine": 5}},
+         "heat-map, stride 8, temporal refinement 5, key-point weight 10": {
+             "model": {"keypoint_refine": 5}, "train": {"keypoint_weight": 10.0}}}
+#: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
+#: Rows written before these fields were recorded were trained with the defaults of then.
+_HEAD_ROW_DEFAULTS = {"stem": "12-24-48-48", "seed": 0, "keypoint_weight": 3.0, "keypoint_refine": 0}
 
 
-def heads_section(epochs: int, cmd: str, only: list[str] | None = None) -> None:
-    """The key-point heads compared with the same recipe (msr20 depth, 100% labels, seed 0)."""
-    rows = _jsonl(HEAD_RESULTS)
-    done = {(r["head"], r["epochs"]) for r in rows}
-    for name in only or list(HEADS):
-        if (name, epochs) in done:
-            continue
-        r = full_run("msr20", "depth", epochs, model=HEADS[name], tag=f"-head{list(HEADS).index(name)}")
-        row = {"head": name, **r, "stem": _stem_name(), "cmd": cmd, "date": time.strftime("%Y-%m-%d", time.gmtime())}
-        HEAD_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with HEAD_RESULTS.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        rows.append(row)
-    rows = [{"stem": "12-24-48-48", **r} for r in rows]  # rows before the stem was recorded: the stem of then
-    rows.sort(key=lambda r: (r["stem"], r["epochs"], list(HEADS).index(r["head"])))
+def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: tuple[int, ...] = (0,)) -> None:
+    """The key-point heads and losses compared with the same recipe otherwise (msr20 depth, 100% labels)."""
+    rows = [{**_HEAD_ROW_DEFAULTS, **r} for r in _jsonl(HEAD_RESULTS)]
+    done = {(r["head"], r["seed"], r["epochs"]) for r in rows}
+    # The stem comparison's runs are this head too (key-point weight 3, no refinement, the recipe of then).
+    rows += [{**_HEAD_ROW_DEFAULTS, **r, "head": "heat-map, stride 8", "note": "from the stem comparison"}
+             for r in _jsonl(STEM_RESULTS) if r["stem"] != "12-24-48-48"]
+    for name in only or []:
+        for seed in seeds:
+            if (name, seed, epochs) in done:
+                continue
+            over = HEADS[name]
+            r = full_run("msr20", "depth", epochs, seed=seed, model=over.get("model"), train=over.get("train"),
+                         tag=f"-head{list(HEADS).index(name)}")
+            row = {"head": name, "seed": seed, **r, "stem": _stem_name(), "cmd": cmd,
+                   "date": time.strftime("%Y-%m-%d", time.gmtime())}
+            HEAD_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            with HEAD_RESULTS.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            rows.append(row)
+    out = []
+    keys = ("head", "stem", "keypoint_weight", "keypoint_refine", "epochs")
+    for (head, stem, kw, refine, ep), rs in sorted(
+            _group(rows, keys).items(), key=lambda kv: (kv[0][1], kv[0][4], kv[0][2], kv[0][3], kv[0][0])):
+        arch = re.sub(r", (key-point weight [\d.]+|temporal refinement \d+|no temporal refinement)", "", head)
+        out.append({"head": arch, "stem": stem, "kw": f"{kw:g}", "refine": refine or "—", "epochs": ep,
+                    "seeds": len(rs), "acc": _mean_sd(rs, "accuracy"), "mpjpe": _mean_sd(rs, "mpjpe_mm", 0),
+                    "map": _mean_sd(rs, "map_10cm"), "train_s": f"{np.mean([r['train_s'] for r in rs]):.0f}",
+                    "dates": ", ".join(sorted({r["date"] for r in rs})),
+                    "note": "; ".join(sorted({r["note"] for r in rs if r.get("note")}))})
     body = ["### Key-point heads (issue 3)", "",
-            "msr20 depth, 100% labels, cross-subject, seed 0, key-point weight 3, same recipe otherwise; rows "
+            "msr20 depth, 100% labels, cross-subject, same recipe otherwise; mean ± sd over seeds (population sd); "
+            "\"kp weight\": the key-point loss weight, \"refine\": the temporal refinement's kernel (— none). Rows "
             f"from `{HEAD_RESULTS.relative_to(HEAD_RESULTS.parents[2])}` (command and date in each row; the train "
             "time is only comparable between rows of the same date and epochs):", "",
-            table(rows, [("head", "key-point head"), ("stem", "stem"), ("epochs", "epochs"), ("accuracy", "accuracy %"),
-                         ("mpjpe_mm", "MPJPE mm"), ("mpjpe_rel_mm", "root-rel. MPJPE mm"),
-                         ("map_10cm", "joints within 10 cm %"), ("train_s", "train s"), ("date", "date"),
-                         ("note", "note")])]
+            table(out, [("head", "key-point head"), ("stem", "stem"), ("kw", "kp weight"), ("refine", "refine"),
+                        ("epochs", "epochs"), ("seeds", "seeds"), ("acc", "accuracy %"), ("mpjpe", "MPJPE mm"),
+                        ("map", "joints within 10 cm %"), ("train_s", "train s"), ("dates", "dates"),
+                        ("note", "note")])]
     write_section("keypoint_heads", "\n".join(body), cmd)
     print("\n".join(body))
+
+
+def _mean_sd(rows: list[dict], key: str, digits: int = 1) -> str:
+    v = np.array([r[key] for r in rows], float)
+    return f"{v.mean():.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
 
 
 #: Per-frame conv stem widths compared (msr20 depth, 100% labels): the training step's cost is mostly the stem's
@@ -130,12 +165,9 @@ def stems_section(epochs: int, seeds: list[int], cmd: str) -> None:
     default = _stem_name()
     out = []
     for (name, ep), rs in sorted(_group(rows, ("stem", "epochs")).items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        def ms(key, digits=1, rs=rs):
-            v = np.array([r[key] for r in rs], float)
-            return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
-
         out.append({"stem": name + (" (default)" if name == default else ""), "epochs": ep, "seeds": len(rs),
-                    "acc": ms("accuracy"), "mpjpe": ms("mpjpe_mm", 0), "map": ms("map_10cm"),
+                    "acc": _mean_sd(rs, "accuracy"), "mpjpe": _mean_sd(rs, "mpjpe_mm", 0),
+                    "map": _mean_sd(rs, "map_10cm"),
                     "per_seed": " / ".join(f"{r['accuracy']:.1f}" for r in sorted(rs, key=lambda r: r["seed"])),
                     "dates": ", ".join(sorted({r["date"] for r in rs}))})
     body = ["### Stem widths (issue 3)", "",
@@ -199,16 +231,17 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-speed", action="store_true", help="Only the full runs (time the epoch on an idle machine).")
     ap.add_argument("--heads", action="store_true", help="Only the key-point head comparison on msr20.")
     ap.add_argument("--stems", action="store_true", help="Only the stem-width comparison on msr20 (over --seeds).")
-    ap.add_argument("--seeds", default="0,1,2", help="With --stems: the seeds.")
+    ap.add_argument("--seeds", default=None, help="With --stems (default 0,1,2) or --heads (default 0): the seeds.")
     ap.add_argument("--head", action="append", choices=list(HEADS), metavar="HEAD",
-                    help=f"With --heads: only these heads (repeatable); one of: {', '.join(map(repr, HEADS))}.")
+                    help=f"With --heads: the heads to train (repeatable; none: only the table); one of: "
+                         f"{', '.join(map(repr, HEADS))}.")
     args = ap.parse_args(argv)
     cmd = "python -m benchmarks.bench_train " + " ".join(sys.argv[1:])
     if args.heads:
-        heads_section(args.epochs, cmd, args.head)
+        heads_section(args.epochs, cmd, args.head, tuple(int(x) for x in (args.seeds or "0").split(",")))
         return
     if args.stems:
-        stems_section(args.epochs, [int(x) for x in args.seeds.split(",")], cmd)
+        stems_section(args.epochs, [int(x) for x in (args.seeds or "0,1,2").split(",")], cmd)
         return
     if not args.skip_speed:
         speed_section(cmd)

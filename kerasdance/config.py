@@ -97,6 +97,9 @@ class ModelConfig(_Serialisable):
     keypoint_channels: int = 32
     heatmap_stride: int = 8
     keypoint_kernel: int = 1  # heat-map head's hidden conv: 1 (1x1) or 3 (3x3: spatial context, ~+20% FLOPs)
+    # Temporal refinement of the key-points: two (k, 1) convs over time read the per-frame key-point trajectory
+    # with the frame's temporal context and add a correction (zero-initialised). k = this; 0: none.
+    keypoint_refine: int = 0
 
     def __post_init__(self):
         _check(self.input_mode in INPUT_MODES,
@@ -110,6 +113,8 @@ class ModelConfig(_Serialisable):
                f"heatmap_stride must be 2, 4, 8 or 16. Received: heatmap_stride={self.heatmap_stride!r}")
         _check(self.keypoint_kernel in (1, 3),
                f"keypoint_kernel must be 1 or 3. Received: keypoint_kernel={self.keypoint_kernel!r}")
+        _check(self.keypoint_refine == 0 or (self.keypoint_refine >= 3 and self.keypoint_refine % 2 == 1),
+               f"keypoint_refine must be 0 (off) or an odd kernel >= 3. Received: {self.keypoint_refine!r}")
         _check(0 <= self.dropout < 1, f"dropout must be in [0, 1). Received: {self.dropout!r}")
         # JSON gives lists; keep tuples so the frozen config stays hashable.
         object.__setattr__(self, "stem_filters", tuple(self.stem_filters))

@@ -22,6 +22,25 @@ def test_depth_output_shapes(kernel):
     assert m.get_layer("kp_hidden").layer.kernel_size == (kernel, kernel)
 
 
+@pytest.mark.parametrize("head", ["heatmap", "dense"])
+def test_keypoint_refinement_starts_as_the_identity_and_learns_over_time(head):
+    cfg = dataclasses.replace(TINY, keypoint_head=head)
+    keras.utils.set_random_seed(0)
+    plain = build_lstm_cnn(cfg, DATA)
+    refined = build_lstm_cnn(dataclasses.replace(cfg, keypoint_refine=3), DATA)
+    for layer in plain.layers:  # the shared layers get the same weights
+        if layer.weights:
+            refined.get_layer(layer.name).set_weights(layer.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 8, 32, 32, 2)).astype(np.float32)
+    np.testing.assert_allclose(refined(x)["keypoints"], plain(x)["keypoints"], atol=1e-6)  # zero-initialised
+    assert refined.get_layer("kp_refine0").kernel_size == (3, 1)  # over time, per frame position
+    k = refined.get_layer("kp_refine1")
+    k.set_weights([np.ones_like(w) * 0.01 for w in k.get_weights()])
+    assert not np.allclose(refined(x)["keypoints"], plain(x)["keypoints"], atol=1e-4)
+    with pytest.raises(ValueError, match="keypoint_refine"):
+        ModelConfig(keypoint_refine=4)
+
+
 def test_soft_argmax_reads_the_peak_cell_and_its_depth():
     H = W = 4
     J = 2

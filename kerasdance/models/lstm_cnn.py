@@ -14,6 +14,8 @@ classifies the sequence's action or dance move::
          deeper maps (upsampled) plus the frame's temporal context (LSTM + time convs, broadcast over
          space) -> 1x1 convs -> per-joint heat-map and depth map -> soft-argmax  -> (batch, T, 20, 3)
          (``"dense"``: concat(time convs, stem vector) -> 1x1 convs -> 60 numbers per frame)
+      -> optional temporal refinement (``keypoint_refine=k``): [key-point trajectory, context] -> 2 x Conv2D (k, 1)
+         over time -> + key-points (a residual correction, zero-initialised: training starts from the head's output)
 
 Skeleton mode takes ``(batch, T, features)`` joint features and outputs logits only.
 The time convolutions are ``Conv2D`` with ``(k, 1)`` kernels so that tfmot
@@ -85,11 +87,12 @@ def build_lstm_cnn(model_cfg: ModelConfig, data_cfg: DataConfig, batch_size: int
         s = layers.Reshape((T, 1, model_cfg.lstm_units), name="stem_time_image")(stem)
         ctx = layers.Concatenate(name="fuse")([h, s])
         if model_cfg.keypoint_head == "heatmap":
-            outputs["keypoints"] = _heatmap_head(stem_maps, ctx, model_cfg, T)
+            kp = _heatmap_head(stem_maps, ctx, model_cfg, T)
         else:
             k = layers.Conv2D(model_cfg.lstm_units, 1, activation="relu", name="kp_hidden")(ctx)
             k = layers.Conv2D(model_cfg.num_joints * 3, 1, name="kp_out")(k)
-            outputs["keypoints"] = layers.Reshape((T, model_cfg.num_joints, 3), name="keypoints")(k)
+            kp = layers.Reshape((T, model_cfg.num_joints, 3), name="keypoints")(k)
+        outputs["keypoints"] = _refine_keypoints(kp, ctx, model_cfg, T) if model_cfg.keypoint_refine else kp
 
     p = layers.MaxPooling2D((2, 1), name="tpool")(h)
     p = layers.Concatenate(name="pooled")(
@@ -124,6 +127,19 @@ def _heatmap_head(stem_maps, ctx, model_cfg: ModelConfig, T: int):
     k = layers.TimeDistributed(layers.Conv2D(C, kk, padding="same", activation="relu"), name="kp_hidden")(k)
     k = layers.TimeDistributed(layers.Conv2D(2 * J, 1), name="kp_out")(k)
     return SoftArgmax2D(J, name="keypoints")(k)
+
+
+def _refine_keypoints(kp, ctx, model_cfg: ModelConfig, T: int):
+    """Key-points ``(batch, T, J, 3)`` + a correction from two ``(k, 1)`` time convs over the trajectory and
+    the frames' context ``ctx`` ``(batch, T, 1, K)``: joints seen over neighbouring frames (a hand blurred or
+    hidden in one frame is placed from the frames around it). The last conv starts at zero."""
+    J, k = model_cfg.num_joints, model_cfg.keypoint_refine
+    traj = layers.Reshape((T, 1, J * 3), name="kp_trajectory")(kp)
+    r = layers.Concatenate(name="kp_refine_in")([traj, ctx])
+    r = layers.Conv2D(model_cfg.lstm_units, (k, 1), padding="same", activation="relu", name="kp_refine0")(r)
+    r = layers.Conv2D(J * 3, (k, 1), padding="same", kernel_initializer="zeros", name="kp_refine1")(r)
+    r = layers.Add(name="kp_refined")([traj, r])
+    return layers.Reshape((T, J, 3), name="keypoints_refined")(r)
 
 
 @keras.saving.register_keras_serializable(package="kerasdance")
