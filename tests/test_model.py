@@ -33,8 +33,8 @@ def test_keypoint_refinement_starts_as_the_identity_and_learns_over_time(head):
             refined.get_layer(layer.name).set_weights(layer.get_weights())
     x = np.random.default_rng(0).normal(size=(2, 8, 32, 32, 2)).astype(np.float32)
     np.testing.assert_allclose(refined(x)["keypoints"], plain(x)["keypoints"], atol=1e-6)  # zero-initialised
-    assert refined.get_layer("kp_refine0").kernel_size == (3, 1)  # over time, per frame position
-    k = refined.get_layer("kp_refine1")
+    assert refined.get_layer("kp_refine_traj").kernel_size == (3, 1)  # over time, per frame position
+    k = refined.get_layer("kp_refine_out")
     k.set_weights([np.ones_like(w) * 0.01 for w in k.get_weights()])
     assert not np.allclose(refined(x)["keypoints"], plain(x)["keypoints"], atol=1e-4)
     with pytest.raises(ValueError, match="keypoint_refine"):

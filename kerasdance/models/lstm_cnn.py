@@ -135,9 +135,12 @@ def _refine_keypoints(kp, ctx, model_cfg: ModelConfig, T: int):
     hidden in one frame is placed from the frames around it). The last conv starts at zero."""
     J, k = model_cfg.num_joints, model_cfg.keypoint_refine
     traj = layers.Reshape((T, 1, J * 3), name="kp_trajectory")(kp)
-    r = layers.Concatenate(name="kp_refine_in")([traj, ctx])
-    r = layers.Conv2D(model_cfg.lstm_units, (k, 1), padding="same", activation="relu", name="kp_refine0")(r)
-    r = layers.Conv2D(J * 3, (k, 1), padding="same", kernel_initializer="zeros", name="kp_refine1")(r)
+    # conv(concat(traj, ctx)) written as conv(traj) + conv(ctx): the same function, but int8 export gives the
+    # coordinates (range ~1) and the context (range ~10) each their own scale instead of one shared by a concat.
+    a = layers.Conv2D(model_cfg.lstm_units, (k, 1), padding="same", use_bias=False, name="kp_refine_traj")(traj)
+    b = layers.Conv2D(model_cfg.lstm_units, (k, 1), padding="same", name="kp_refine_ctx")(ctx)
+    r = layers.ReLU(name="kp_refine_relu")(layers.Add(name="kp_refine_sum")([a, b]))
+    r = layers.Conv2D(J * 3, (k, 1), padding="same", kernel_initializer="zeros", name="kp_refine_out")(r)
     r = layers.Add(name="kp_refined")([traj, r])
     return layers.Reshape((T, J, 3), name="keypoints_refined")(r)
 
