@@ -185,7 +185,7 @@ def targets(rows: list[dict], epochs: int = 40) -> str:
         (full, _), (sup, _), (sup2, _), (steps, _), (restarted, _) = (acc(set_name, f, v, e) for f, v, e in (
             (1.0, "supervised", epochs), (0.2, "supervised", epochs), (0.2, "supervised", 2 * epochs),
             (0.2, "supervised, semi's steps", epochs), (0.2, "supervised, restarted", epochs)))
-        for variant in ("semi", "semi, after supervised"):
+        for variant in ("semi", "semi, after supervised", "semi, after supervised, distribution alignment"):
             semi, n = acc(set_name, 0.2, variant)
             if semi is None or sup is None or full is None:
                 continue
