@@ -87,7 +87,10 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          "heat-map, stride 8, no temporal refinement": {"model": {"keypoint_refine": 0}},
          "heat-map, stride 8, temporal refinement 5": {"model": {"keypoint_refine": 5}},
          "heat-map, stride 8, temporal refinement 5, key-point weight 10": {
-             "model": {"keypoint_refine": 5}, "train": {"keypoint_weight": 10.0}}}
+             "model": {"keypoint_refine": 5}, "train": {"keypoint_weight": 10.0}},
+         # The default of recipe 3 (before 2026-11-30 evening), for the comparison over seeds.
+         "heat-map, stride 8, no temporal refinement, key-point weight 3": {
+             "model": {"keypoint_refine": 0}, "train": {"keypoint_weight": 3.0}}}
 #: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 #: Rows written before these fields were recorded were trained with the defaults of then.
