@@ -224,7 +224,13 @@ class RunConfig(_Serialisable):
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> RunConfig:
+    def load(cls, path: str | Path, saved_run: bool = False) -> RunConfig:
+        """Read a config file; fields it lacks take today's defaults.
+
+        ``saved_run``: the file is a run's own ``config.json`` (a complete dump): fields it lacks were added
+        after it was written, and take the value that run was trained with (``SAVED_RUN_ADDED_FIELDS``), so
+        that ``--resume`` rebuilds the same model.
+        """
         path = Path(path)
         try:
             d = json.loads(path.read_text())
@@ -232,4 +238,10 @@ class RunConfig(_Serialisable):
             raise ValueError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(d, dict):
             raise ValueError(f"{path}: expected a JSON object with data/model/train sections")
+        if saved_run:
+            d = {**d, **{sec: {**fields, **d.get(sec, {})} for sec, fields in SAVED_RUN_ADDED_FIELDS.items()}}
         return cls.from_dict(d)
+
+
+#: Fields added after runs were first saved, with the value a run saved without them was trained with.
+SAVED_RUN_ADDED_FIELDS = {"model": {"keypoint_refine": 0}, "train": {"distribution_alignment": False}}

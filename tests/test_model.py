@@ -82,6 +82,20 @@ def test_config_json_round_trip():
         RunConfig().replace(train={"labelled_fraction": 0.0})
 
 
+def test_a_saved_run_without_later_fields_loads_as_it_was_trained(tmp_path):
+    cfg = RunConfig().replace(model={"num_classes": 7}, train={"epochs": 3})
+    cfg.save(tmp_path / "config.json")
+    assert RunConfig.load(tmp_path / "config.json", saved_run=True) == cfg  # a complete dump: unchanged
+    old = cfg.to_dict()  # as written before the temporal refinement and the alignment existed
+    del old["model"]["keypoint_refine"], old["train"]["distribution_alignment"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    run = RunConfig.load(tmp_path / "old.json", saved_run=True)
+    assert run.model.keypoint_refine == 0 and run.train.distribution_alignment is False
+    assert run.model.num_classes == 7 and run.train.epochs == 3
+    user = RunConfig.load(tmp_path / "old.json")  # a user's config file: missing fields are today's defaults
+    assert user.model.keypoint_refine == ModelConfig().keypoint_refine
+
+
 def test_model_get_config_round_trip():
     m = build_lstm_cnn(TINY, DATA)
     clone = keras.Model.from_config(json.loads(json.dumps(m.get_config())))
