@@ -14,8 +14,9 @@ classifies the sequence's action or dance move::
          deeper maps (upsampled) plus the frame's temporal context (LSTM + time convs, broadcast over
          space) -> 1x1 convs -> per-joint heat-map and depth map -> soft-argmax  -> (batch, T, 20, 3)
          (``"dense"``: concat(time convs, stem vector) -> 1x1 convs -> 60 numbers per frame)
-      -> optional temporal refinement (``keypoint_refine=k``): [key-point trajectory, context] -> 2 x Conv2D (k, 1)
-         over time -> + key-points (a residual correction, zero-initialised: training starts from the head's output)
+      -> temporal refinement (``keypoint_refine=k``, 0: none): Conv2D (k, 1) of the key-point trajectory + Conv2D
+         (k, 1) of the context -> ReLU -> Conv2D (k, 1) -> + key-points (a residual correction over time,
+         zero-initialised: training starts from the head's output)
 
 Skeleton mode takes ``(batch, T, features)`` joint features and outputs logits only.
 The time convolutions are ``Conv2D`` with ``(k, 1)`` kernels so that tfmot
@@ -130,8 +131,8 @@ def _heatmap_head(stem_maps, ctx, model_cfg: ModelConfig, T: int):
 
 
 def _refine_keypoints(kp, ctx, model_cfg: ModelConfig, T: int):
-    """Key-points ``(batch, T, J, 3)`` + a correction from two ``(k, 1)`` time convs over the trajectory and
-    the frames' context ``ctx`` ``(batch, T, 1, K)``: joints seen over neighbouring frames (a hand blurred or
+    """Key-points ``(batch, T, J, 3)`` + a correction from ``(k, 1)`` time convs over the trajectory and the
+    frames' context ``ctx`` ``(batch, T, 1, K)``: joints seen over neighbouring frames (a hand blurred or
     hidden in one frame is placed from the frames around it). The last conv starts at zero."""
     J, k = model_cfg.num_joints, model_cfg.keypoint_refine
     traj = layers.Reshape((T, 1, J * 3), name="kp_trajectory")(kp)

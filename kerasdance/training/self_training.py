@@ -69,7 +69,7 @@ def alignment_ratio(prior: np.ndarray, mean_probs: np.ndarray, floor: float = 1e
     """Distribution-alignment factors ``prior / mean_probs`` (ReMixMatch), per class.
 
     Args:
-        prior: ``(classes,)`` class frequencies of the labelled sequences (sums to 1).
+        prior: ``(classes,)`` class counts (or frequencies) of the labelled sequences.
         mean_probs: ``(classes,)`` the teacher's mean probabilities over the unlabelled sequences.
         floor: lower bound on ``mean_probs``, so that a class the teacher never predicts gets a large but
             finite factor.
