@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks.common import peak_rss_mb, table, write_section
 from benchmarks.datasets import CACHE, DATA, synthetic_set
 
-FEEDS = ("thread", "tf.data", "tf.data autotuned")
+FEEDS = ("thread", "thread, low priority", "tf.data", "tf.data autotuned")
 
 
 def epoch_time(set_dir, cfg, n_epochs: int = 6, feed: str = "thread") -> dict:
@@ -46,7 +46,8 @@ def epoch_time(set_dir, cfg, n_epochs: int = 6, feed: str = "thread") -> dict:
     cfg = cfg.replace(model={"num_classes": len(ds.class_names)}, train={"self_training": False})
     tr = Trainer(cfg, DATA / "runs" / "epoch-time", TrainData(prep, None, ds.class_names, prep.labels), make_strategy(
         "default"))
-    tr.use_tf_data = feed != "thread"
+    tr.use_tf_data = not feed.startswith("thread")
+    tr.feed_niceness = 10 if feed == "thread, low priority" else 0
     tr.tf_data_autotune = feed == "tf.data autotuned"
     times, cpu = [], []
     for e in range(n_epochs):

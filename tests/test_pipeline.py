@@ -1,3 +1,7 @@
+import os
+import sys
+import threading
+
 import numpy as np
 import pytest
 
@@ -118,6 +122,20 @@ def test_prefetch_keeps_order_and_raises_the_producers_error():
     assert next(it) == 1
     with pytest.raises(ValueError, match="bad batch"):
         next(it)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux's")
+def test_prefetch_can_lower_its_threads_priority_only():
+    def niceness():
+        while True:
+            yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    it = pipeline.prefetch(niceness(), niceness=5)
+    assert next(it) == min(19, mine + 5)
+    it.close()
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the consumer's is unchanged
+    assert next(pipeline.prefetch(niceness())) == mine
 
 
 def test_prefetch_stops_its_thread_when_the_consumer_stops_early():

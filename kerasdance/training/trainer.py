@@ -102,6 +102,8 @@ class Trainer:
     #: (281 msr20 sequences: 2.9 s or 5.13 s; all 567: 5.6 s or 10.25 s; found with gdb on an idle-CPU
     #: moment). ``benchmarks/probe_epoch_stall.py`` turns it back on to show the difference.
     tf_data_autotune = False
+    #: Nice value added to the one-device feed's batch thread (``pipeline.prefetch``); 0: same priority.
+    feed_niceness = 0
 
     def __init__(self, cfg: RunConfig, run_dir: Path, data: TrainData, strategy: tf.distribute.Strategy):
         self.cfg, self.run_dir, self.data, self.strategy = cfg, Path(run_dir), data, strategy
@@ -215,8 +217,9 @@ class Trainer:
         strong = Augment.strong() if self.semi else None
         if not self.use_tf_data:
             keys = pipeline.batch_keys(strong is not None)
-            return pipeline.prefetch({k: tf.convert_to_tensor(b[k]) for k in keys}
-                                     for b in self.sampler.epoch(epoch, self.cfg.train.batch_size, strong=strong))
+            return pipeline.prefetch(({k: tf.convert_to_tensor(b[k]) for k in keys}
+                                      for b in self.sampler.epoch(epoch, self.cfg.train.batch_size, strong=strong)),
+                                     self.feed_niceness)
         ds = pipeline.make_tf_dataset(self.sampler, epoch, self.cfg.train.batch_size, strong)
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
