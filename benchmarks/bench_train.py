@@ -100,16 +100,20 @@ _HEAD_ROW_DEFAULTS = {"stem": "12-24-48-48", "seed": 0, "keypoint_weight": 3.0, 
 
 def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: tuple[int, ...] = (0,)) -> None:
     """The key-point heads and losses compared with the same recipe otherwise (msr20 depth, 100% labels)."""
+    from kerasdance.config import RunConfig
+
     rows = [{**_HEAD_ROW_DEFAULTS, **r} for r in _jsonl(HEAD_RESULTS)]
-    done = {(r["head"], r["seed"], r["epochs"]) for r in rows}
+    # A row counts as done only if it was trained as this head trains today (same stem, weight, refinement).
+    done = {(r["head"], r["seed"], r["epochs"], r["stem"], r["keypoint_weight"], r["keypoint_refine"]) for r in rows}
     # The stem comparison's runs are this head too (key-point weight 3, no refinement, the recipe of then).
     rows += [{**_HEAD_ROW_DEFAULTS, **r, "head": "heat-map, stride 8", "note": "from the stem comparison"}
              for r in _jsonl(STEM_RESULTS) if r["stem"] != "12-24-48-48"]
     for name in only or []:
+        over = HEADS[name]
+        cfg = RunConfig().replace(model=over.get("model", {}), train=over.get("train", {}))
         for seed in seeds:
-            if (name, seed, epochs) in done:
+            if (name, seed, epochs, _stem_name(), cfg.train.keypoint_weight, cfg.model.keypoint_refine) in done:
                 continue
-            over = HEADS[name]
             r = full_run("msr20", "depth", epochs, seed=seed, model=over.get("model"), train=over.get("train"),
                          tag=f"-head{list(HEADS).index(name)}")
             row = {"head": name, "seed": seed, **r, "stem": _stem_name(), "cmd": cmd,
