@@ -8,7 +8,8 @@ in one session compares them under the same conditions. Variants:
   ``StridedSliceGrad`` ops, ~7% of a step in the TF profiler);
 * ``kernel3``: the heat-map head with its 3x3 hidden conv (``keypoint_kernel=3``);
 * ``stem12``: the earlier, wider stem ``(12, 24, 48, 48)`` (default ``(8, 16, 32, 48)`` since 2026-11-30);
-* ``unroll``: the LSTM unrolled (``unroll=True``) in training too, not only for export.
+* ``unroll``: the LSTM unrolled (``unroll=True``) in training too, not only for export;
+* ``norefine``: without the temporal key-point refinement (``keypoint_refine=0``, the default until recipe 4).
 
     python -m benchmarks.probe_train_step [--rounds 2] [--steps 30] [--variants split,stem12]
 """
@@ -22,7 +23,7 @@ import time
 
 import numpy as np
 
-VARIANTS = ("split", "slices", "kernel3", "stem12", "unroll")
+VARIANTS = ("split", "slices", "kernel3", "stem12", "unroll", "norefine")
 
 
 def _slices_call(self, x):
@@ -49,7 +50,7 @@ def step_ms(variant: str, steps: int) -> float:
     if variant == "slices":
         lstm_cnn.SoftArgmax2D.call = _slices_call
     cfg = RunConfig().replace(model={"kernel3": {"keypoint_kernel": 3}, "stem12": {"stem_filters": (12, 24, 48, 48)},
-                                     "unroll": {"unroll": True}}.get(variant, {}))
+                                     "unroll": {"unroll": True}, "norefine": {"keypoint_refine": 0}}.get(variant, {}))
     keras.backend.experimental.enable_tf_random_generator()  # as the trainer: dropout's RNG is ~4 ms a step otherwise
     keras.utils.set_random_seed(0)
     m = lstm_cnn.build_lstm_cnn(cfg.model, cfg.data)
