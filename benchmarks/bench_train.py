@@ -83,10 +83,9 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          "dense (60 numbers per frame)": {"model": {"keypoint_head": "dense"}},
          "heat-map, stride 8, 3x3 hidden conv": {"model": {"keypoint_kernel": 3}},
          "heat-map, stride 8, key-point weight 3": {"train": {"keypoint_weight": 3.0}},
-         "heat-map, stride 8, key-point weight 10": {"train": {"keypoint_weight": 10.0}},
          "heat-map, stride 8, key-point weight 30": {"train": {"keypoint_weight": 30.0}},
          "heat-map, stride 8, no temporal refinement": {"model": {"keypoint_refine": 0}},
-         "heat-map, stride 8, temporal refinement 5": {"model": {"keypoint_refine": 5}},
+         # Recipe 4's default spelled out (the name its 120-epoch rows were run under).
          "heat-map, stride 8, temporal refinement 5, key-point weight 10": {
              "model": {"keypoint_refine": 5}, "train": {"keypoint_weight": 10.0}},
          # The default of recipe 3 (before 2026-11-30 evening), for the comparison over seeds.
