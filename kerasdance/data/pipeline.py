@@ -441,9 +441,8 @@ def prefetch(items: Iterable, niceness: int = 0):
     so that it fills the step's idle moments instead of taking a core from TensorFlow's threads.
     """
     it = iter(items)
-    init = (_lower_thread_priority, (niceness,)) if niceness > 0 else (None, ())
-    with ThreadPoolExecutor(1, thread_name_prefix="kerasdance-prefetch", initializer=init[0],
-                            initargs=init[1]) as pool:
+    with ThreadPoolExecutor(1, thread_name_prefix="kerasdance-prefetch", initializer=_lower_thread_priority,
+                            initargs=(niceness,)) as pool:
         nxt = pool.submit(next, it, _END)
         while (item := nxt.result()) is not _END:
             nxt = pool.submit(next, it, _END)
@@ -451,8 +450,8 @@ def prefetch(items: Iterable, niceness: int = 0):
 
 
 def _lower_thread_priority(niceness: int) -> None:
-    """Raise the calling thread's nice value by ``niceness`` (Linux: a thread is a task with its own)."""
-    if not sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS with a thread id would name a process
+    """Raise the calling thread's nice value by ``niceness`` > 0 (Linux: a thread is a task with its own)."""
+    if niceness <= 0 or not sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS + thread id names a process
         return
     try:
         tid = threading.get_native_id()
