@@ -179,18 +179,19 @@ def targets(rows: list[dict], epochs: int = 40) -> str:
     "semi, after supervised" trains ``epochs`` supervised then ``epochs`` self-training epochs: it is held
     against the best of supervised-only at ``epochs``, at twice as many, and restarted (``epochs`` twice)."""
 
-    def acc(set_name, frac, variant, ep=epochs):
-        a = [r["accuracy"] * 100 for r in rows if (r["set"], r["fraction"], r["variant"], r["epochs"])
-             == (set_name, frac, variant, ep)]
+    def acc(set_name, input_mode, frac, variant, ep=epochs):
+        a = [r["accuracy"] * 100 for r in rows if (r["set"], r["input"], r["fraction"], r["variant"], r["epochs"])
+             == (set_name, input_mode, frac, variant, ep)]
         return (float(np.mean(a)), len(a)) if a else (None, 0)
 
     lines = []
-    for set_name in sorted({r["set"] for r in rows}):
-        (full, _), (sup, _), (sup2, _), (steps, _), (restarted, _) = (acc(set_name, f, v, e) for f, v, e in (
-            (1.0, "supervised", epochs), (0.2, "supervised", epochs), (0.2, "supervised", 2 * epochs),
-            (0.2, "supervised, semi's steps", epochs), (0.2, "supervised, restarted", epochs)))
+    for set_name, input_mode in sorted({(r["set"], r["input"]) for r in rows}):  # never mix depth and skeleton rows
+        (full, _), (sup, _), (sup2, _), (steps, _), (restarted, _) = (
+            acc(set_name, input_mode, f, v, e) for f, v, e in (
+                (1.0, "supervised", epochs), (0.2, "supervised", epochs), (0.2, "supervised", 2 * epochs),
+                (0.2, "supervised, semi's steps", epochs), (0.2, "supervised, restarted", epochs)))
         for variant in ("semi", "semi, after supervised", "semi, after supervised, distribution alignment"):
-            semi, n = acc(set_name, 0.2, variant)
+            semi, n = acc(set_name, input_mode, 0.2, variant)
             if semi is None or sup is None or full is None:
                 continue
             base, gain = sup, f"{semi - sup:+.1f} points over supervised-only ({epochs} epochs)"
@@ -204,7 +205,8 @@ def targets(rows: list[dict], epochs: int = 40) -> str:
                 base = max(base, restarted)
             verdict = "met" if semi - base >= 5 else "missed"
             ratio = 100 * semi / full
-            lines.append(f"- {set_name}, 20% labels, {variant} ({n} seeds): {semi:.1f}%, {gain} (target >= +5 "
+            where = set_name if input_mode == "depth" else f"{set_name} {input_mode}"
+            lines.append(f"- {where}, 20% labels, {variant} ({n} seeds): {semi:.1f}%, {gain} (target >= +5 "
                          f"over the best baseline: {verdict}); {ratio:.1f}% of the {epochs}-epoch 100%-label "
                          f"accuracy {full:.1f}% (target >= 97%: "
                          f"{'met' if ratio >= 97 else f'missed by {97 - ratio:.1f} points of ratio'}).")
