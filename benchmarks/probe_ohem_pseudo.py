@@ -22,7 +22,7 @@ from benchmarks.datasets import CACHE, DATA, synthetic_set
 
 def probe(seed: int, epochs: int) -> dict:
     from kerasdance.config import RunConfig
-    from kerasdance.keras_backend import keras, tf
+    from kerasdance.keras_backend import keras
     from kerasdance.training import trainer as T
 
     stage = DATA / "runs" / f"msr20-depth-0.2-semi_after_supervised-{seed}" / "supervised_stage"
@@ -30,10 +30,9 @@ def probe(seed: int, epochs: int) -> dict:
     counts = np.zeros((2, 2), np.int64)  # [kept by OHEM][pseudo-label right]
 
     class Counting(T.Trainer):
-        def _mined_mean(self, per, valid):  # the step's last call is the strong view's
-            t = self.cfg.train
-            self._kept = T.select_hard_examples(tf.stop_gradient(per), t.ohem_fraction, t.ohem_min_count, valid)
-            return super()._mined_mean(per, valid)
+        def _hard_example_weights(self, per, valid):  # the step's last call is the strong view's
+            self._kept = super()._hard_example_weights(per, valid)
+            return self._kept
 
         def _step(self, batch, unl_weight):
             return {**super()._step(batch, unl_weight), "ohem_kept": self._kept}

@@ -151,9 +151,13 @@ class Trainer:
             per = per + t.keypoint_weight * keypoint_loss(joints, out["keypoints"], mask)
         return per
 
-    def _mined_mean(self, per, valid):
+    def _hard_example_weights(self, per, valid):
+        """OHEM: 1 for the examples of ``per`` (per-example losses) that are back-propagated, 0 for the rest."""
         t = self.cfg.train
-        w = select_hard_examples(tf.stop_gradient(per), t.ohem_fraction, t.ohem_min_count, valid)
+        return select_hard_examples(tf.stop_gradient(per), t.ohem_fraction, t.ohem_min_count, valid)
+
+    def _mined_mean(self, per, valid):
+        w = self._hard_example_weights(per, valid)
         return tf.reduce_sum(w * per) / tf.maximum(tf.reduce_sum(w), 1.0)
 
     def _step(self, batch, unl_weight):
