@@ -9,7 +9,9 @@ in one session compares them under the same conditions. Variants:
 * ``kernel3``: the heat-map head with its 3x3 hidden conv (``keypoint_kernel=3``);
 * ``stem12``: the earlier, wider stem ``(12, 24, 48, 48)`` (default ``(8, 16, 32, 48)`` since 2026-11-30);
 * ``unroll``: the LSTM unrolled (``unroll=True``) in training too, not only for export;
-* ``norefine``: without the temporal key-point refinement (``keypoint_refine=0``, the default until recipe 4).
+* ``norefine``: without the temporal key-point refinement (``keypoint_refine=0``, the default until recipe 4);
+* ``xla``: the step compiled with XLA (``tf.function(jit_compile=True)``; compilation in the warm-up steps);
+* ``batch32``: batches of 32 windows, the time reported per 16 windows (half a step) to compare with the rest.
 
     python -m benchmarks.probe_train_step [--rounds 2] [--steps 30] [--variants split,stem12]
 """
@@ -23,7 +25,7 @@ import time
 
 import numpy as np
 
-VARIANTS = ("split", "slices", "kernel3", "stem12", "unroll", "norefine")
+VARIANTS = ("split", "slices", "kernel3", "stem12", "unroll", "norefine", "xla", "batch32")
 
 
 def _slices_call(self, x):
@@ -42,7 +44,7 @@ def _slices_call(self, x):
 
 
 def step_ms(variant: str, steps: int) -> float:
-    """Median wall-clock milliseconds of ``steps`` training steps (after 3 warm-up steps)."""
+    """Median wall-clock milliseconds of ``steps`` training steps (after 3 warm-up steps), per 16 windows."""
     from kerasdance.config import RunConfig
     from kerasdance.keras_backend import keras, tf
     from kerasdance.models import lstm_cnn
@@ -56,11 +58,12 @@ def step_ms(variant: str, steps: int) -> float:
     m = lstm_cnn.build_lstm_cnn(cfg.model, cfg.data)
     opt = keras.optimizers.Adam(1e-3)
     S, T = cfg.data.crop_size, cfg.data.frames
-    x = tf.random.normal((16, T, S, S, cfg.data.channels))
-    y = tf.random.normal((16, T, cfg.model.num_joints, 3))
-    lab = tf.zeros((16,), tf.int32)
+    batch = 32 if variant == "batch32" else 16
+    x = tf.random.normal((batch, T, S, S, cfg.data.channels))
+    y = tf.random.normal((batch, T, cfg.model.num_joints, 3))
+    lab = tf.zeros((batch,), tf.int32)
 
-    @tf.function
+    @tf.function(jit_compile=variant == "xla")
     def step(x):
         with tf.GradientTape() as tape:
             o = m(x, training=True)
@@ -77,7 +80,7 @@ def step_ms(variant: str, steps: int) -> float:
         t0 = time.perf_counter()
         step(x).numpy()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)
+    return float(np.median(times) * 1000 * 16 / batch)
 
 
 def main(argv=None) -> None:

@@ -172,3 +172,39 @@ def test_prefetch_stops_its_thread_when_the_consumer_stops_early():
     assert n <= 4  # at most one item ahead
     assert not any(t.name.startswith("kerasdance-prefetch") for t in threading.enumerate())
     assert len(made) == n
+
+
+def test_mirror_flips_the_crops_and_swaps_left_and_right_joints(prepared):
+    from kerasdance.skeleton import MIRROR, Joint
+
+    plain = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0)
+    mirrored = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0, mirror=1.0)
+    sampler = pipeline.WindowSampler(prepared, CFG)
+    x, j, m, _ = sampler.window(1, np.random.default_rng(0), plain)
+    xm, jm, mm, _ = sampler.window(1, np.random.default_rng(0), mirrored)
+    np.testing.assert_array_equal(xm[..., 0], x[:, :, ::-1, 0])  # columns flipped: the depth is the same
+    L, R = Joint.HAND_LEFT, Joint.HAND_RIGHT
+    np.testing.assert_allclose(jm[:, L], j[:, R] * [-1, 1, 1])  # the right hand, on the other side, is now left
+    np.testing.assert_allclose(jm[:, R], j[:, L] * [-1, 1, 1])
+    np.testing.assert_array_equal(mm, m[:, list(MIRROR)])
+    np.testing.assert_allclose(pipeline.mirror_joints(pipeline.mirror_joints(j)), j)  # an involution
+    # The mirrored joint lands on the mirrored pixel: column c of a crop of S is at a = (c + 0.5) / S * 2 - 1.
+    S = CFG.crop_size
+    crop = np.full((1, S, S), pp.BACKGROUND, np.float32)
+    crop[0, 5, 9] = 0.0
+    flipped = crop[:, :, ::-1]
+    col = np.argwhere(flipped[0] == 0.0)[0, 1]
+    a = (9 + 0.5) / S * 2 - 1
+    joint = np.zeros((1, 20, 3))
+    joint[0, Joint.HAND_RIGHT, 0] = a
+    assert pipeline.mirror_joints(joint)[0, Joint.HAND_LEFT, 0] == (col + 0.5) / S * 2 - 1
+
+
+def test_mirror_off_draws_nothing_from_the_random_stream(prepared):
+    sampler = pipeline.WindowSampler(prepared, CFG, augment=pipeline.Augment(mirror=0.0))
+    a = list(sampler.epoch(0, 4))
+    b = list(pipeline.WindowSampler(prepared, CFG, augment=pipeline.Augment()).epoch(0, 4))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x["x"], y["x"])
+    on = list(pipeline.WindowSampler(prepared, CFG, augment=pipeline.Augment(mirror=0.5)).epoch(0, 4))
+    assert not all(np.array_equal(x["x"], y["x"]) for x, y in zip(a, on, strict=True))

@@ -30,7 +30,7 @@ import numpy as np
 
 from kerasdance.config import DataConfig
 from kerasdance.data import preprocess as pp
-from kerasdance.skeleton import NUM_JOINTS
+from kerasdance.skeleton import MIRROR, NUM_JOINTS
 
 log = logging.getLogger("kerasdance.data")
 
@@ -215,6 +215,10 @@ class Augment:
     depth_noise: float = 0.01
     temporal_crop: float = 0.85  # keep at least this share of the sequence
     cutout: int = 0  # number of erased boxes per window
+    # Probability of a left-right mirror of the window (the crops' columns flipped, the joints' left and right
+    # swapped): a move done on the other side or by a left-handed performer. Only for classes that do not depend
+    # on the side (off by default; ``TrainConfig.mirror_augment`` turns it on for training).
+    mirror: float = 0.0
 
     @classmethod
     def weak(cls) -> Augment:
@@ -239,6 +243,15 @@ def affine_crops(crops: np.ndarray, rot: float, scale: float, shift: np.ndarray)
     flat = (np.clip(vi, 0, S - 1) * S + np.clip(ui, 0, S - 1)).ravel()
     out = np.take(crops.reshape(len(crops), -1), flat, axis=1).reshape(crops.shape)  # ~2x faster than [:, flat]
     out[:, ~inside] = pp.BACKGROUND
+    return out
+
+
+def mirror_joints(joints: np.ndarray) -> np.ndarray:
+    """``(..., 20, 3)`` joints mirrored left-right: the first coordinate negated (crop column ``a`` or camera
+    ``x``; in camera metres the skeleton features are hip-centred, so mirroring about x = 0 is enough) and
+    the left and right joints swapped (``skeleton.MIRROR``), as in the crops with their columns flipped."""
+    out = np.array(joints, copy=True)[..., MIRROR, :]
+    out[..., 0] *= -1
     return out
 
 
@@ -281,13 +294,19 @@ class WindowSampler:
         idx = span.start + pp.resample_indices(n, cfg.frames, start, stop)
         joints, mask = d.joints_norm[idx], d.joint_mask[idx]
         affine = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
+        # Drawn only when mirroring is on: with it off, the random stream (and every batch) is as before.
+        mirror = aug is not None and rng is not None and aug.mirror > 0 and rng.random() < aug.mirror
+        if mirror:
+            joints, mask = mirror_joints(joints), mask[:, MIRROR]
         if self.input_mode == "skeleton":
-            jm = d.joints_m[idx]
+            jm = mirror_joints(d.joints_m[idx]) if mirror else d.joints_m[idx]
             if aug is not None and rng is not None:
                 jm = _rotate_y(jm, rng.uniform(-2 * aug.rotation_rad, 2 * aug.rotation_rad)) * rng.uniform(
                     1 - aug.scale, 1 + aug.scale)
             return pp.skeleton_features(jm, cfg), joints, mask, affine
         x = d.crops[idx]  # float16: the augmentation's gather moves half the bytes
+        if mirror:
+            x = x[:, :, ::-1]  # columns: the crop's grid is symmetric about its centre, so a -> -a exactly
         if aug is not None and rng is not None:
             x, affine = _augment_crops(x, rng, aug)
             joints = np.where(mask[..., None] > 0, affine_joints(joints, *affine[:2], affine[2:]), 0.0)

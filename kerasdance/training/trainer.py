@@ -114,7 +114,7 @@ class Trainer:
         self.depth = cfg.model.input_mode == "depth"
         self.semi = t.self_training and bool(np.any(data.train.labels < 0))
         self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
-                                     augment=Augment() if t.augment else None,
+                                     augment=Augment(mirror=0.5 if t.mirror_augment else 0.0) if t.augment else None,
                                      labelled_share=t.labelled_batch_share if self.semi else 0.0,
                                      targets_only=not self.semi)
         self.steps_per_epoch = self.sampler.num_batches(t.batch_size)
