@@ -208,3 +208,18 @@ def test_mirror_off_draws_nothing_from_the_random_stream(prepared):
         np.testing.assert_array_equal(x["x"], y["x"])
     on = list(pipeline.WindowSampler(prepared, CFG, augment=pipeline.Augment(mirror=0.5)).epoch(0, 4))
     assert not all(np.array_equal(x["x"], y["x"]) for x, y in zip(a, on, strict=True))
+
+
+def test_mirror_in_skeleton_mode_mirrors_the_joints_the_features_are_made_of(prepared):
+    import dataclasses
+
+    rng = np.random.default_rng(1)  # the fixture's skeletons are all alike: give them distinct joints
+    prepared = dataclasses.replace(prepared, joints_m=rng.normal(0, 0.3, prepared.joints_m.shape).astype(np.float32))
+    mirrored = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0, mirror=1.0)
+    sampler = pipeline.WindowSampler(prepared, CFG, input_mode="skeleton")
+    feats = sampler.window(2, np.random.default_rng(0), mirrored)[0]
+    s = prepared.frames_of(2)
+    idx = s.start + pp.resample_indices(s.stop - s.start, CFG.frames)
+    expected = pp.skeleton_features(pipeline.mirror_joints(prepared.joints_m[idx]), CFG)
+    np.testing.assert_allclose(feats, expected, atol=1e-6)  # (the zero rotation still re-centres: rounding)
+    assert not np.allclose(feats, pp.skeleton_features(prepared.joints_m[idx], CFG))
