@@ -263,7 +263,7 @@ def main(argv=None) -> None:
             if frac == 0.2 and args.pretraining and set_name != "msr20":  # msr20's own labels would leak
                 variants += ["semi, msr20 pre-training"]
             if args.only:
-                variants = [v for v in args.only if frac < 1.0 or v == "supervised"]
+                variants = [v for v in args.only if frac < 1.0 or not VARIANTS[v]["self_training"]]
             for v in variants:
                 for seed in [int(s) for s in args.seeds.split(",")]:
                     plan.append((set_name, frac, v, seed))
@@ -294,7 +294,11 @@ def main(argv=None) -> None:
             "ablations (\"no OHEM\", \"CE only\") change the whole run, stage included. A supervised-only row "
             "at 40 epochs is, since 2026-11-30, taken from the supervised stage of the \"semi, after "
             "supervised\" run with the same fraction and seed (the same config and code: identical figures, "
-            "checked on two runs); its time runs from the start to the stage's end. "
+            "checked on two runs); its time runs from the start to the stage's end. \"mirror\" rows train with "
+            "`--mirror` (half the training windows mirrored left-right; off by default), supervised and "
+            "self-training alike, and are held against their own supervised-only rows for the targets; of the "
+            "synthetic subjects, msr20's 4 and 7 are left-handed (the generator mirrors their moves), dance11 "
+            "has none. "
             "dance11 has 5 training sequences per class, so 5%, 10% and 20% all keep exactly 1 labelled sequence "
             "per class, the same ones for a seed: training is deterministic, so those rows would repeat the 20% "
             "row and are not run. Rows with fewer seeds are what the compute allowed. Supervised-only rows "
