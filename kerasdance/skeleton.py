@@ -103,3 +103,28 @@ def root_relative(joints: np.ndarray) -> np.ndarray:
     """Subtract the hip centre from every joint: ``(..., 20, 3)`` -> same shape."""
     joints = np.asarray(joints)
     return joints - joints[..., J.HIP_CENTER : J.HIP_CENTER + 1, :]
+
+
+#: The limbs' joints whose motion tells which side leads a move (``side_balance``), left and right.
+LIMBS_LEFT: tuple[int, ...] = (J.ELBOW_LEFT, J.WRIST_LEFT, J.HAND_LEFT, J.KNEE_LEFT, J.ANKLE_LEFT, J.FOOT_LEFT)
+LIMBS_RIGHT: tuple[int, ...] = tuple(MIRROR[j] for j in LIMBS_LEFT)
+
+
+def side_balance(joints: np.ndarray) -> float:
+    """Which side's limbs a sequence moves: ``(R - L) / (R + L)`` in [-1, 1].
+
+    ``R`` and ``L`` sum, over the right and the left elbow, wrist, hand, knee, ankle and foot, each joint's
+    spread over the sequence (root of its summed per-axis variance) relative to the hip centre: +1 when only
+    the joints named right move, -1 only the left, ~0 both alike. The spread, not the path length, so that a
+    tracker's frame-to-frame jitter counts little. NaN where nothing moves or no frame is valid.
+
+    Args:
+        joints: ``(frames, 20, 3)``, NaN where missing.
+    """
+    rel = root_relative(np.asarray(joints, np.float64))
+    ok = np.all(np.isfinite(rel), axis=(-1, -2))
+    if ok.sum() < 2:
+        return float("nan")
+    spread = np.sqrt(np.var(rel[ok], axis=0).sum(axis=-1))  # (20,)
+    left, right = spread[list(LIMBS_LEFT)].sum(), spread[list(LIMBS_RIGHT)].sum()
+    return float((right - left) / (right + left)) if right + left > 1e-9 else float("nan")

@@ -307,6 +307,51 @@ def test_inspect_small_folder(tmp_path):
     assert "a04_s01_e01" in problems and "a03_s04_e01_sdepth.bin" in problems
     text = format_inspect(summary)
     assert "high arm wave" in text and "problems" in text and "a04_s01_e01" in text
+    assert summary["sides"] is not None and "sides" in text  # five sequences with skeletons
+
+
+def _waving(side: str, frames: int = 30) -> np.ndarray:
+    """A still skeleton whose right (or left) elbow, wrist and hand swing sideways, with tracker jitter."""
+    from kerasdance.skeleton import Joint as J
+
+    rng = np.random.default_rng(0)
+    j = np.tile(rng.normal(0, 0.3, (1, 20, 3)), (frames, 1, 1)) + rng.normal(0, 0.01, (frames, 20, 3))
+    arm = (J.ELBOW_RIGHT, J.WRIST_RIGHT, J.HAND_RIGHT) if side == "right" else (J.ELBOW_LEFT, J.WRIST_LEFT,
+                                                                                  J.HAND_LEFT)
+    j[:, list(arm), 0] += 0.3 * np.sin(np.linspace(0, 6, frames))[:, None]
+    return j
+
+
+def test_side_balance_tells_the_moving_side():
+    from kerasdance.data.pipeline import mirror_joints
+    from kerasdance.skeleton import side_balance
+
+    right = _waving("right")
+    assert side_balance(right) > 0.5 and side_balance(_waving("left")) < -0.5
+    assert side_balance(mirror_joints(right)) == pytest.approx(-side_balance(right))
+    assert np.isnan(side_balance(np.ones((10, 20, 3))))  # nothing moves
+    assert np.isnan(side_balance(np.full((10, 20, 3), np.nan)))  # no valid frame
+
+
+def test_side_summary_advises_mirror_only_where_a_class_is_done_on_both_sides():
+    from kerasdance.data.dataset import side_summary
+
+    names = ["wave", "kick", "bow"]
+    # Subjects 1-4 wave with the right arm, subject 5 with the left (twice); kicks are all left; bows symmetric.
+    items = [(0, s, 0.6) for s in (1, 2, 3, 4) for _ in range(2)] + [(0, 5, -0.6), (0, 5, -0.5)]
+    items += [(1, s, -0.7) for s in (1, 2, 3, 4, 5)] + [(2, s, 0.05) for s in (1, 2, 3, 4, 5)]
+    summary = side_summary(items + [(2, 1, float("nan"))], names)
+    assert (summary["right"], summary["left"], summary["symmetric"]) == (8, 7, 5)  # the NaN one is left out
+    assert summary["lateral_classes"] == ["wave", "kick"] and summary["both_sides_classes"] == ["wave"]
+    assert summary["mirror"] and summary["minority_side"] == "left" and summary["minority_subjects"] == [5]
+    one_sided = side_summary([it for it in items if it[1] != 5], names)  # without the left-handed subject
+    assert not one_sided["mirror"] and one_sided["both_sides_classes"] == []
+    assert side_summary([(0, 1, float("nan"))], names) is None
+    text = format_inspect({"root": "r", "layout": "msr", "num_sequences": 0, "modalities": {"depth": 0, "skeleton": 0},
+                           "frames": {"min": None}, "depth_mm": None, "zero_frames": 0, "zero_sequences": 0,
+                           "invalid_joint_rows": 0, "per_class": {}, "per_subject": {}, "problems": [],
+                           "sides": summary})
+    assert "done on both sides: 1 of 2" in text and "--mirror" in text
 
 
 def test_load_uses_the_split_label(tmp_path):

@@ -54,7 +54,7 @@ from kerasdance.camera import KINECT_V1, Intrinsics
 from kerasdance.data import msr
 from kerasdance.data.types import Sequence
 from kerasdance.errors import DataFormatError
-from kerasdance.skeleton import JOINT_NAMES, NUM_JOINTS
+from kerasdance.skeleton import JOINT_NAMES, NUM_JOINTS, side_balance
 
 log = logging.getLogger("kerasdance.data")
 
@@ -533,7 +533,8 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
     Returns:
         ``{"root", "layout", "num_sequences", "class_names", "per_class", "unlabelled", "per_subject",
         "modalities", "frames": {"min", "median", "max"}, "depth_mm": {"min", "max"} (nonzero; None
-        without depth), "zero_frames", "zero_sequences", "invalid_joint_rows", "problems"}``.
+        without depth), "zero_frames", "zero_sequences", "invalid_joint_rows", "sides" (``side_summary``:
+        which side performers lead with, and whether ``train --mirror`` may help), "problems"}``.
     """
     per_class = {c: 0 for c in dataset.class_names}
     per_subject: dict[str, int] = {}
@@ -551,6 +552,7 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
     lengths: list[int] = []
     dmin, dmax = None, None
     zero_frames = zero_seqs = invalid_rows = 0
+    sides: list[tuple] = []
     problems: list[str] = []
     logger = logging.getLogger("kerasdance.data")
     handler = _Collect()
@@ -579,6 +581,7 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
                 zero_seqs += int(not valid.any())
             if seq.joints_m is not None:
                 invalid_rows += int(np.isnan(seq.joints_m).any(axis=-1).sum())
+                sides.append((ref.label, ref.subject, side_balance(seq.joints_m)))
             if {msr.KIND_SKELETON3D, msr.KIND_SCREEN} <= set(ref.paths):
                 try:
                     n3 = len(msr.read_skeleton3d(ref.paths[msr.KIND_SKELETON3D])[0])
@@ -612,8 +615,50 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
         "zero_frames": zero_frames,
         "zero_sequences": zero_seqs,
         "invalid_joint_rows": invalid_rows,
+        "sides": side_summary(sides, dataset.class_names),
         "problems": problems,
     }
+
+
+#: ``|side_balance|`` from which a sequence counts as led by one side: that side's limbs spread >= 1.67x the other's.
+LATERAL = 0.25
+
+
+def side_summary(items: Iterable[tuple[int | None, int | None, float]], class_names) -> dict | None:
+    """Which side performers lead their moves with, and whether mirroring training windows may help.
+
+    Args:
+        items: ``(label or None, subject or None, skeleton.side_balance)`` per sequence with a skeleton.
+        class_names: the dataset's classes (labels index them).
+
+    Returns:
+        None without any skeleton; else ``{"right", "left", "symmetric"}`` sequence counts, ``"lateral_classes"``
+        (classes with one-side-led sequences), ``"both_sides_classes"`` (those with at least 2 sequences, and
+        10% of their one-sided ones, led by each side), ``"minority_side"`` and ``"minority_subjects"``
+        (subjects whose one-sided sequences are mostly led by it) and ``"mirror"``: True where some class is
+        done on both sides, so that ``train --mirror`` may help (and mirrored windows look like the data).
+    """
+    rows = [(lab, subj, float(x)) for lab, subj, x in items if np.isfinite(x)]
+    if not rows:
+        return None
+    counts = {"right": 0, "left": 0, "symmetric": 0}
+    by_class: dict[int, dict[str, int]] = {}
+    by_subject: dict[int, dict[str, int]] = {}
+    for lab, subj, x in rows:
+        s = ("right" if x > 0 else "left") if abs(x) >= LATERAL else "symmetric"
+        counts[s] += 1
+        if s == "symmetric":
+            continue
+        for key, table in ((lab, by_class), (subj, by_subject)):
+            if key is not None:
+                table.setdefault(key, {"right": 0, "left": 0})[s] += 1
+    minority, majority = ("left", "right") if counts["right"] >= counts["left"] else ("right", "left")
+    both = [class_names[c] for c, n in sorted(by_class.items())
+            if min(n["right"], n["left"]) >= max(2, 0.1 * (n["right"] + n["left"]))]
+    return {**counts, "lateral_classes": [class_names[c] for c in sorted(by_class)], "both_sides_classes": both,
+            "minority_side": minority,
+            "minority_subjects": [s for s, n in sorted(by_subject.items()) if n[minority] > n[majority]],
+            "mirror": bool(both)}
 
 
 def format_inspect(summary: dict) -> str:
@@ -641,6 +686,22 @@ def format_inspect(summary: dict) -> str:
     lines.append("subject  count")
     for s, n in summary["per_subject"].items():
         lines.append(f"{s:>7}  {n:>5}")
+    sides = summary.get("sides")
+    lines.append("")
+    if sides is None:
+        lines.append("sides      unknown (no skeleton files)")
+    else:
+        n = sides["right"] + sides["left"] + sides["symmetric"]
+        lines.append(f"sides      led by the right limbs {sides['right']}, by the left {sides['left']}, both alike "
+                     f"{sides['symmetric']} (of {n} with skeletons; led: one side's limbs move >= 1.67x the other's)")
+        who = (f"; subjects mostly {sides['minority_side']}-led: {', '.join(map(str, sides['minority_subjects']))}"
+               if sides["minority_subjects"] else "")
+        if sides["mirror"]:
+            lines.append(f"           done on both sides: {len(sides['both_sides_classes'])} of "
+                         f"{len(sides['lateral_classes'])} one-sided classes{who}")
+            lines.append("           -> `kerasdance train --mirror` may help, unless a class depends on the side")
+        else:
+            lines.append(f"           every one-sided class is done on one side only{who}: leave --mirror off")
     problems = summary["problems"]
     lines.append("")
     lines.append(f"problems   {len(problems)}" if problems else "problems   none")
