@@ -352,6 +352,8 @@ def test_side_summary_advises_mirror_only_where_a_class_is_done_on_both_sides():
                            "invalid_joint_rows": 0, "per_class": {}, "per_subject": {}, "problems": [],
                            "sides": summary})
     assert "done on both sides: 1 of 2" in text and "--mirror" in text
+    unlabelled = side_summary([(None, s, x) for _, s, x in items], names)
+    assert unlabelled["lateral_classes"] == [] and not unlabelled["mirror"]
 
 
 def test_load_uses_the_split_label(tmp_path):

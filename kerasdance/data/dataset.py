@@ -696,7 +696,9 @@ def format_inspect(summary: dict) -> str:
                      f"{sides['symmetric']} (of {n} with skeletons; led: one side's limbs move >= 1.67x the other's)")
         who = (f"; subjects mostly {sides['minority_side']}-led: {', '.join(map(str, sides['minority_subjects']))}"
                if sides["minority_subjects"] else "")
-        if sides["mirror"]:
+        if not sides["lateral_classes"]:
+            lines.append(f"           no labelled sequence is led by one side{who}: nothing to say about --mirror")
+        elif sides["mirror"]:
             lines.append(f"           done on both sides: {len(sides['both_sides_classes'])} of "
                          f"{len(sides['lateral_classes'])} one-sided classes{who}")
             lines.append("           -> `kerasdance train --mirror` may help, unless a class depends on the side")
