@@ -90,7 +90,9 @@ def data():
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary.")
 @friendly_errors
 def data_inspect(directory, json_out):
-    """Validate a dataset (MSR-Action3D layout or generic layout) and print a summary."""
+    """Validate a dataset (MSR-Action3D layout or generic layout) and print a summary: classes, subjects,
+    lengths, depth range, which side performers lead their moves with (and whether `train --mirror` may
+    help), problems."""
     from kerasdance.data.dataset import Dataset, format_inspect, inspect
 
     summary = inspect(Dataset.open(directory))
