@@ -120,7 +120,7 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
         # seed 1 gave identical accuracy and MPJPE both ways). Its time: from the start to its metrics file.
         rows.append(_row(set_name, input_mode, fraction, STAGE_OF[variant], seed, epochs, json.loads(stage.read_text()),
                          stage.stat().st_mtime - t0, epochs,
-                         note="the supervised stage of the 'semi, after supervised' run"))
+                         note=f"the supervised stage of the {variant!r} run"))
     return rows
 
 

@@ -159,8 +159,9 @@ class TrainConfig(_Serialisable):
     keypoint_consistency: str = "all"
     labelled_batch_share: float = 0.5
     augment: bool = True
-    # Mirror half the training windows left-right (``Augment.mirror``): for classes that do not depend on the
-    # side a move is done on (all of MSR-Action3D's and the dance sets'); off for "turn left" / "turn right".
+    # Mirror half the training windows left-right (``Augment.mirror``), only for classes that do not depend on the
+    # side ("turn left" / "turn right" do). It helps where performers do a move on either side and costs where all
+    # use the same one (BENCHMARKS.md, "mirror" rows): ``kerasdance data inspect`` says which a dataset is.
     mirror_augment: bool = False
     validation_fraction: float = 0.0
     early_stopping_patience: int = 0

@@ -105,6 +105,15 @@ def root_relative(joints: np.ndarray) -> np.ndarray:
     return joints - joints[..., J.HIP_CENTER : J.HIP_CENTER + 1, :]
 
 
+def mirror_joints(joints: np.ndarray) -> np.ndarray:
+    """``(..., 20, 3)`` joints mirrored left-right: the first coordinate negated (a crop's column ``a``, or camera
+    ``x``: mirrored about x = 0, which hip-centred features do not see) and the left and right joints swapped
+    (``MIRROR``), as in a depth crop with its columns flipped (mirror augmentation)."""
+    out = np.array(joints, copy=True)[..., MIRROR, :]
+    out[..., 0] *= -1
+    return out
+
+
 #: The limbs' joints whose motion tells which side leads a move (``side_balance``), left and right.
 LIMBS_LEFT: tuple[int, ...] = (J.ELBOW_LEFT, J.WRIST_LEFT, J.HAND_LEFT, J.KNEE_LEFT, J.ANKLE_LEFT, J.FOOT_LEFT)
 LIMBS_RIGHT: tuple[int, ...] = tuple(MIRROR[j] for j in LIMBS_LEFT)

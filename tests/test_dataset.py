@@ -323,8 +323,7 @@ def _waving(side: str, frames: int = 30) -> np.ndarray:
 
 
 def test_side_balance_tells_the_moving_side():
-    from kerasdance.data.pipeline import mirror_joints
-    from kerasdance.skeleton import side_balance
+    from kerasdance.skeleton import mirror_joints, side_balance
 
     right = _waving("right")
     assert side_balance(right) > 0.5 and side_balance(_waving("left")) < -0.5

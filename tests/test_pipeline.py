@@ -8,6 +8,7 @@ import pytest
 from kerasdance.config import DataConfig
 from kerasdance.data import pipeline
 from kerasdance.data import preprocess as pp
+from kerasdance.skeleton import mirror_joints
 
 CFG = DataConfig(frames=8, crop_size=32)
 
@@ -187,7 +188,7 @@ def test_mirror_flips_the_crops_and_swaps_left_and_right_joints(prepared):
     np.testing.assert_allclose(jm[:, L], j[:, R] * [-1, 1, 1])  # the right hand, on the other side, is now left
     np.testing.assert_allclose(jm[:, R], j[:, L] * [-1, 1, 1])
     np.testing.assert_array_equal(mm, m[:, list(MIRROR)])
-    np.testing.assert_allclose(pipeline.mirror_joints(pipeline.mirror_joints(j)), j)  # an involution
+    np.testing.assert_allclose(mirror_joints(mirror_joints(j)), j)  # an involution
     # The mirrored joint lands on the mirrored pixel: column c of a crop of S is at a = (c + 0.5) / S * 2 - 1.
     S = CFG.crop_size
     crop = np.full((1, S, S), pp.BACKGROUND, np.float32)
@@ -197,7 +198,7 @@ def test_mirror_flips_the_crops_and_swaps_left_and_right_joints(prepared):
     a = (9 + 0.5) / S * 2 - 1
     joint = np.zeros((1, 20, 3))
     joint[0, Joint.HAND_RIGHT, 0] = a
-    assert pipeline.mirror_joints(joint)[0, Joint.HAND_LEFT, 0] == (col + 0.5) / S * 2 - 1
+    assert mirror_joints(joint)[0, Joint.HAND_LEFT, 0] == (col + 0.5) / S * 2 - 1
 
 
 def test_mirror_off_draws_nothing_from_the_random_stream(prepared):
@@ -220,6 +221,6 @@ def test_mirror_in_skeleton_mode_mirrors_the_joints_the_features_are_made_of(pre
     feats = sampler.window(2, np.random.default_rng(0), mirrored)[0]
     s = prepared.frames_of(2)
     idx = s.start + pp.resample_indices(s.stop - s.start, CFG.frames)
-    expected = pp.skeleton_features(pipeline.mirror_joints(prepared.joints_m[idx]), CFG)
+    expected = pp.skeleton_features(mirror_joints(prepared.joints_m[idx]), CFG)
     np.testing.assert_allclose(feats, expected, atol=1e-6)  # (the zero rotation still re-centres: rounding)
     assert not np.allclose(feats, pp.skeleton_features(prepared.joints_m[idx], CFG))

@@ -30,7 +30,7 @@ import numpy as np
 
 from kerasdance.config import DataConfig
 from kerasdance.data import preprocess as pp
-from kerasdance.skeleton import MIRROR, NUM_JOINTS
+from kerasdance.skeleton import MIRROR, NUM_JOINTS, mirror_joints
 
 log = logging.getLogger("kerasdance.data")
 
@@ -243,15 +243,6 @@ def affine_crops(crops: np.ndarray, rot: float, scale: float, shift: np.ndarray)
     flat = (np.clip(vi, 0, S - 1) * S + np.clip(ui, 0, S - 1)).ravel()
     out = np.take(crops.reshape(len(crops), -1), flat, axis=1).reshape(crops.shape)  # ~2x faster than [:, flat]
     out[:, ~inside] = pp.BACKGROUND
-    return out
-
-
-def mirror_joints(joints: np.ndarray) -> np.ndarray:
-    """``(..., 20, 3)`` joints mirrored left-right: the first coordinate negated (crop column ``a`` or camera
-    ``x``; in camera metres the skeleton features are hip-centred, so mirroring about x = 0 is enough) and
-    the left and right joints swapped (``skeleton.MIRROR``), as in the crops with their columns flipped."""
-    out = np.array(joints, copy=True)[..., MIRROR, :]
-    out[..., 0] *= -1
     return out
 
 
