@@ -90,7 +90,9 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
              "model": {"keypoint_refine": 5}, "train": {"keypoint_weight": 10.0}},
          # The default of recipe 3 (before 2026-11-30 evening), for the comparison over seeds.
          "heat-map, stride 8, no temporal refinement, key-point weight 3": {
-             "model": {"keypoint_refine": 0}, "train": {"keypoint_weight": 3.0}}}
+             "model": {"keypoint_refine": 0}, "train": {"keypoint_weight": 3.0}},
+         # Today's head on a stem whose first layer is a 4x4 patch conv with stride 4 (no S/2 map; stem "p4-...").
+         "heat-map, stride 8, patch-4 stem": {"model": {"stem_filters": (16, 32, 48), "stem_first_stride": 4}}}
 #: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 #: Rows written before these fields were recorded were trained with the defaults of then.
@@ -110,12 +112,13 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
     for name in only or []:
         over = HEADS[name]
         cfg = RunConfig().replace(model=over.get("model", {}), train=over.get("train", {}))
+        stem = _stem_name(cfg.model)
         for seed in seeds:
-            if (name, seed, epochs, _stem_name(), cfg.train.keypoint_weight, cfg.model.keypoint_refine) in done:
+            if (name, seed, epochs, stem, cfg.train.keypoint_weight, cfg.model.keypoint_refine) in done:
                 continue
             r = full_run("msr20", "depth", epochs, seed=seed, model=over.get("model"), train=over.get("train"),
                          tag=f"-head{list(HEADS).index(name)}")
-            row = {"head": name, "seed": seed, **r, "stem": _stem_name(), "cmd": cmd,
+            row = {"head": name, "seed": seed, **r, "stem": stem, "cmd": cmd,
                    "date": time.strftime("%Y-%m-%d", time.gmtime())}
             HEAD_RESULTS.parent.mkdir(parents=True, exist_ok=True)
             with HEAD_RESULTS.open("a") as f:
@@ -188,11 +191,13 @@ def stems_section(epochs: int, seeds: list[int], cmd: str) -> None:
     print("\n".join(body))
 
 
-def _stem_name() -> str:
-    """The default model's stem widths, as in ``STEMS``' keys."""
+def _stem_name(model=None) -> str:
+    """A model config's stem (default: today's) as in ``STEMS``' keys: its widths, "p4-" before them when its
+    first layer is the stride-4 patch conv."""
     from kerasdance.config import ModelConfig
 
-    return "-".join(map(str, ModelConfig().stem_filters))
+    model = model or ModelConfig()
+    return ("p4-" if model.stem_first_stride == 4 else "") + "-".join(map(str, model.stem_filters))
 
 
 def _group(rows: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:

@@ -11,7 +11,9 @@ in one session compares them under the same conditions. Variants:
 * ``unroll``: the LSTM unrolled (``unroll=True``) in training too, not only for export;
 * ``norefine``: without the temporal key-point refinement (``keypoint_refine=0``, the default until recipe 4);
 * ``xla``: the step compiled with XLA (``tf.function(jit_compile=True)``; compilation in the warm-up steps);
-* ``batch32``: batches of 32 windows, the time reported per 16 windows (half a step) to compare with the rest.
+* ``batch32``: batches of 32 windows, the time reported per 16 windows (half a step) to compare with the rest;
+* ``patch4``: the stem's first layer a 4x4 patch conv with stride 4 (``stem_first_stride=4``, stem
+  ``(16, 32, 48)``): no S/2 map, the same S/4, S/8 and S/16 maps as the default.
 
     python -m benchmarks.probe_train_step [--rounds 2] [--steps 30] [--variants split,stem12]
 """
@@ -25,7 +27,7 @@ import time
 
 import numpy as np
 
-VARIANTS = ("split", "slices", "kernel3", "stem12", "unroll", "norefine", "xla", "batch32")
+VARIANTS = ("split", "slices", "kernel3", "stem12", "unroll", "norefine", "xla", "batch32", "patch4")
 
 
 def _slices_call(self, x):
@@ -52,7 +54,8 @@ def step_ms(variant: str, steps: int) -> float:
     if variant == "slices":
         lstm_cnn.SoftArgmax2D.call = _slices_call
     cfg = RunConfig().replace(model={"kernel3": {"keypoint_kernel": 3}, "stem12": {"stem_filters": (12, 24, 48, 48)},
-                                     "unroll": {"unroll": True}, "norefine": {"keypoint_refine": 0}}.get(variant, {}))
+                                     "unroll": {"unroll": True}, "norefine": {"keypoint_refine": 0},
+                                     "patch4": {"stem_filters": (16, 32, 48), "stem_first_stride": 4}}.get(variant, {}))
     keras.backend.experimental.enable_tf_random_generator()  # as the trainer: dropout's RNG is ~4 ms a step otherwise
     keras.utils.set_random_seed(0)
     m = lstm_cnn.build_lstm_cnn(cfg.model, cfg.data)

@@ -88,6 +88,10 @@ class ModelConfig(_Serialisable):
     # takes ~25% less per step than the earlier (12, 24, 48, 48) (77 vs 103 ms) at the same accuracy and MPJPE
     # over 3 seeds (BENCHMARKS.md, "Stem widths").
     stem_filters: tuple[int, ...] = (8, 16, 32, 48)
+    # The stem's first layer: 2 = a 5x5 conv with stride 2 (each later layer a 3x3 with stride 2);
+    # 4 = a 4x4 patch conv with stride 4, which skips the S/2 map (give one stem width fewer for the same
+    # last map, e.g. (16, 32, 48)).
+    stem_first_stride: int = 2
     lstm_units: int = 128
     conv_filters: tuple[int, int, int] = (128, 128, 128)
     conv_kernel: int = 3
@@ -113,6 +117,12 @@ class ModelConfig(_Serialisable):
                f"keypoint_head must be one of {KEYPOINT_HEADS}. Received: keypoint_head={self.keypoint_head!r}")
         _check(self.heatmap_stride in (2, 4, 8, 16),
                f"heatmap_stride must be 2, 4, 8 or 16. Received: heatmap_stride={self.heatmap_stride!r}")
+        _check(self.stem_first_stride in (2, 4),
+               f"stem_first_stride must be 2 or 4. Received: stem_first_stride={self.stem_first_stride!r}")
+        _check(self.input_mode != "depth" or self.keypoint_head != "heatmap"
+               or self.heatmap_stride >= self.stem_first_stride,
+               f"heatmap_stride ({self.heatmap_stride}) must be at least stem_first_stride "
+               f"({self.stem_first_stride}): the heat map is read from a stem map.")
         _check(self.keypoint_kernel in (1, 3),
                f"keypoint_kernel must be 1 or 3. Received: keypoint_kernel={self.keypoint_kernel!r}")
         _check(self.keypoint_refine == 0 or (self.keypoint_refine >= 3 and self.keypoint_refine % 2 == 1),

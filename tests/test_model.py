@@ -22,6 +22,21 @@ def test_depth_output_shapes(kernel):
     assert m.get_layer("kp_hidden").layer.kernel_size == (kernel, kernel)
 
 
+def test_patch_stem_skips_the_half_resolution_map_and_reads_the_heat_map_at_its_stride():
+    cfg = dataclasses.replace(TINY, stem_filters=(8, 8, 8), stem_first_stride=4)
+    m = build_lstm_cnn(cfg, DATA)
+    first = m.get_layer("stem0_conv").layer
+    assert first.kernel_size == (4, 4) and first.strides == (4, 4)  # non-overlapping 4x4 patches
+    assert [m.get_layer(f"stem{i}_relu").output.shape[2] for i in range(3)] == [8, 4, 2]  # S/4, S/8, S/16
+    assert m.get_layer("kp_lateral1").output.shape[2] == 4  # heat map at S/8 = the second map here
+    out = m(np.zeros((2, 8, 32, 32, 2), np.float32))
+    assert out["keypoints"].shape == (2, 8, 20, 3) and out["logits"].shape == (2, 4)
+    with pytest.raises(ValueError, match="stem_first_stride"):
+        ModelConfig(stem_first_stride=3)
+    with pytest.raises(ValueError, match="heatmap_stride"):
+        ModelConfig(stem_first_stride=4, heatmap_stride=2)
+
+
 @pytest.mark.parametrize("head", ["heatmap", "dense"])
 def test_keypoint_refinement_starts_as_the_identity_and_learns_over_time(head):
     cfg = dataclasses.replace(TINY, keypoint_head=head)

@@ -64,9 +64,10 @@ def build_lstm_cnn(model_cfg: ModelConfig, data_cfg: DataConfig, batch_size: int
         x = inputs
         stem_maps = []
         for i, filters in enumerate(model_cfg.stem_filters):
-            kernel = 5 if i == 0 else 3
+            first = model_cfg.stem_first_stride if i == 0 else 2
+            kernel = (5 if first == 2 else first) if i == 0 else 3  # stride 4: non-overlapping 4x4 patches
             x = layers.TimeDistributed(
-                layers.Conv2D(filters, kernel, strides=2, padding="same", use_bias=False), name=f"stem{i}_conv"
+                layers.Conv2D(filters, kernel, strides=first, padding="same", use_bias=False), name=f"stem{i}_conv"
             )(x)
             x = layers.TimeDistributed(layers.BatchNormalization(momentum=BN_MOMENTUM), name=f"stem{i}_bn")(x)
             x = layers.ReLU(name=f"stem{i}_relu")(x)
@@ -112,7 +113,8 @@ def _heatmap_head(stem_maps, ctx, model_cfg: ModelConfig, T: int):
     context ``ctx`` (batch, T, 1, K) is projected and added at every position (broadcast).
     """
     C, J = model_cfg.keypoint_channels, model_cfg.num_joints
-    base = min(int(np.log2(model_cfg.heatmap_stride)) - 1, len(stem_maps) - 1)
+    strides = [model_cfg.stem_first_stride * 2**i for i in range(len(stem_maps))]
+    base = max(i for i, s in enumerate(strides) if s <= model_cfg.heatmap_stride)  # the deepest map not coarser
     terms = []
     for i in range(base, len(stem_maps)):
         lat = layers.TimeDistributed(layers.Conv2D(C, 1), name=f"kp_lateral{i}")(stem_maps[i])
