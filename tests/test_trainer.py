@@ -127,3 +127,18 @@ def test_checkpoint_of_another_model_is_refused_with_a_clear_error(tmp_path, pre
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="strategy"):
         make_strategy("horovod")
+
+
+@pytest.mark.parametrize("input_mode", ["depth", "skeleton"])
+def test_unlabelled_sequences_keep_their_skeleton_only_where_it_is_the_input(tiny_msr, tmp_path, input_mode):
+    from kerasdance.training.trainer import load_train_data
+
+    cfg = TINY.replace(model={"input_mode": input_mode})
+    data, _ = load_train_data(tiny_msr, cfg, tmp_path / "cache")
+    unl = np.flatnonzero(data.train.labels < 0)
+    assert unl.size and np.all(data.hidden_labels[unl] >= 0)  # labels hidden in both modes
+    frames = np.concatenate([np.arange(data.train.offsets[i], data.train.offsets[i + 1]) for i in unl])
+    assert data.train.joint_mask[frames].sum() == 0  # never a key-point target
+    # depth: the joints would be targets, so they go; skeleton: they are the camera's input stream, so they stay
+    assert np.all(np.isfinite(data.train.joints_m[frames])) == (input_mode == "skeleton")
+    assert np.all(np.isnan(data.train.joints_m[frames])) == (input_mode == "depth")

@@ -4,7 +4,8 @@
   normalised joint targets and masks, cached in a versioned ``.npz`` so a second run does
   not recompute.
 * ``hide_labels`` removes labels *and* key-points of the unlabelled sequences before
-  anything reaches the training loop (the strict semi-supervised setting).
+  anything reaches the training loop (the strict semi-supervised setting; in skeleton mode the
+  joints are the input and stay).
 * ``WindowSampler`` draws seeded, augmented windows of ``frames`` frames as dicts with the depth
   window, joints, joint mask, label and labelled flag (the training loop's input); ``prefetch``
   makes the next batch in a thread while a step runs (one device), ``make_tf_dataset`` wraps the
@@ -187,11 +188,15 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
     return out
 
 
-def hide_labels(data: Prepared, labelled: np.ndarray, keypoints_for_all: bool = False) -> Prepared:
+def hide_labels(data: Prepared, labelled: np.ndarray, keypoints_for_all: bool = False,
+                input_mode: str = "depth") -> Prepared:
     """Copy of ``data`` where unlabelled sequences have label -1 and no key-point targets.
 
     With ``keypoints_for_all`` the key-point targets stay (a depth camera's own tracker gives
-    them for free); action labels are hidden either way.
+    them for free); action labels are hidden either way. With ``input_mode="skeleton"`` the joints
+    are the model's *input* (the camera's skeleton stream), not a target, so every sequence keeps
+    them (its key-point mask is already 0: ``prepare`` sets no key-point target without depth);
+    only the labels go.
     """
     labelled = np.asarray(labelled, bool)
     out = dataclasses.replace(data, labels=np.where(labelled, data.labels, -1), joint_mask=data.joint_mask.copy(),
@@ -201,7 +206,8 @@ def hide_labels(data: Prepared, labelled: np.ndarray, keypoints_for_all: bool = 
             s = data.frames_of(i)
             out.joint_mask[s] = 0.0
             out.joints_norm[s] = 0.0
-            out.joints_m[s] = np.nan
+            if input_mode == "depth":
+                out.joints_m[s] = np.nan
     return out
 
 

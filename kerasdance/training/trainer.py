@@ -400,7 +400,7 @@ def load_train_data(data_dir, cfg: RunConfig, cache_dir=None, progress=None):
     train = train_all.subset(idx)
     hidden = train.labels.copy()
     labelled = _stratified(train.labels, t.labelled_fraction, t.seed)
-    train = pipeline.hide_labels(train, labelled, t.keypoints_for_all)
+    train = pipeline.hide_labels(train, labelled, t.keypoints_for_all, cfg.model.input_mode)
     return TrainData(train, val, list(sp.class_names), hidden), test
 
 
