@@ -265,7 +265,7 @@ def skeleton_features(joints: np.ndarray, cfg: DataConfig) -> np.ndarray:
         ``(..., frames, cfg.skeleton_features)`` float32.
     """
     j = np.asarray(joints, dtype=np.float64)
-    # Fill missing joints from the previous valid frame, then with zeros.
+    # A missing joint ends up at the hip centre (0 after centring).
     j = np.where(np.isfinite(j), j, np.nan)
     root = np.nanmedian(j[..., 6:7, :], axis=-3, keepdims=True)  # hip centre over time
     root = np.where(np.isfinite(root), root, 0.0)
