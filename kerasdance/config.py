@@ -90,7 +90,8 @@ class ModelConfig(_Serialisable):
     stem_filters: tuple[int, ...] = (8, 16, 32, 48)
     # The stem's first layer: 2 = a 5x5 conv with stride 2 (each later layer a 3x3 with stride 2);
     # 4 = a 4x4 patch conv with stride 4, which skips the S/2 map (give one stem width fewer for the same
-    # last map, e.g. (16, 32, 48)).
+    # last map, e.g. (16, 32, 48)): a third less time per training step and per int8 window, for ~1 point of
+    # accuracy and ~3 mm MPJPE on synthetic msr20 (120 epochs, 3 seeds; README, "Training speed").
     stem_first_stride: int = 2
     lstm_units: int = 128
     conv_filters: tuple[int, int, int] = (128, 128, 128)
