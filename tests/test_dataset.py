@@ -371,3 +371,18 @@ def test_inspect_counts_all_zero_sequences(tmp_path, caplog):
     summary = inspect(Dataset.open(tmp_path))
     assert summary["zero_sequences"] == 1 and summary["zero_frames"] == 3
     assert any("a01_s01_e01_sdepth.bin" in p and "all zero" in p for p in summary["problems"])
+
+
+def test_skeleton_mode_skips_a_sequence_whose_every_joint_row_is_invalid(tmp_path, caplog):
+    from kerasdance.config import DataConfig
+    from kerasdance.data import pipeline
+
+    bad = make_seq(action=1, subject=1, frames=3)
+    bad.joints_m[:] = np.nan  # written with confidence 0, read back as invalid rows
+    msr.write_msr_sequence(tmp_path, bad)
+    msr.write_msr_sequence(tmp_path, make_seq(action=2, subject=1, frames=3))
+    ds = Dataset.open(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="kerasdance.data"):
+        prepared = pipeline.prepare(ds, ds.refs, DataConfig(frames=4, crop_size=16), with_depth=False)
+    assert prepared.names == ["a02_s01_e01"]
+    assert "skipping a01_s01_e01: every joint row of its skeleton file is invalid" in caplog.text

@@ -35,7 +35,9 @@ from kerasdance.skeleton import MIRROR, NUM_JOINTS, mirror_joints
 
 log = logging.getLogger("kerasdance.data")
 
-CACHE_VERSION = 1
+#: Bumped when ``prepare``'s output for the same files changes (2: skeleton-only sequences whose every joint row
+#: is invalid are skipped).
+CACHE_VERSION = 2
 
 
 @dataclasses.dataclass
@@ -105,8 +107,8 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
             progress=None) -> Prepared:
     """Preprocess ``refs`` of ``dataset`` (a ``kerasdance.data.dataset.Dataset``), with a cache.
 
-    Sequences without a usable person (every depth frame empty) are skipped with a warning
-    naming them.
+    Sequences without a usable person (every depth frame empty; without depth, every joint row
+    invalid) are skipped with a warning naming them.
 
     Args:
         dataset: the opened dataset.
@@ -144,6 +146,8 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
             else:
                 if seq.joints_m is None:
                     raise ValueError("it has no skeleton file")
+                if not np.isfinite(seq.joints_m).any():
+                    raise ValueError("every joint row of its skeleton file is invalid")
                 keep = np.arange(len(seq.joints_m))
                 crop = pp.Crop(seq.intrinsics.cx, seq.intrinsics.cy, 1.0, 0.0, 1.0)
         except ValueError as e:
