@@ -10,7 +10,6 @@ generator mirrors their moves); the cross-subject split tests on 2, 4, 6, 8, 10.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +19,9 @@ from benchmarks.datasets import CACHE
 
 def subject_accuracy(run_dir: Path) -> tuple[float, dict[int, float]]:
     """Accuracy (%) over the run's test split and per test subject."""
-    from kerasdance.config import RunConfig
-    from kerasdance.data import pipeline
-    from kerasdance.data.dataset import Dataset, split
-    from kerasdance.keras_backend import keras
-    from kerasdance.training.trainer import predict_windows
+    from kerasdance.evaluate import predict_run
 
-    cfg = RunConfig.load(run_dir / "config.json", saved_run=True)
-    ds = Dataset.open(json.loads((run_dir / "data.json").read_text())["data_dir"])
-    sp = split(ds.refs, cfg.train.protocol, ds.class_names)
-    test = pipeline.prepare(ds, sp.test, cfg.data, CACHE, cfg.model.input_mode == "depth")
-    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
-    pred = predict_windows(model, pipeline.WindowSampler(test, cfg.data, cfg.model.input_mode, augment=None))
+    pred, test, _, _ = predict_run(run_dir, cache_dir=CACHE)
     ok = np.argmax(pred["logits"], axis=-1) == test.labels
     per = {int(s): 100 * float(ok[test.subjects == s].mean()) for s in np.unique(test.subjects)}
     return 100 * float(ok.mean()), per

@@ -110,6 +110,16 @@ def evaluate_run(run_dir, data_dir=None, cache_dir=None) -> tuple[dict, list[str
         run_dir: a finished (or partly trained) run folder.
         data_dir: the dataset; defaults to the one recorded in ``RUN_DIR/data.json``.
     """
+    pred, test, cfg, class_names = predict_run(run_dir, data_dir, cache_dir)
+    return evaluate_prepared(pred, test, cfg), class_names
+
+
+def predict_run(run_dir, data_dir=None, cache_dir=None):
+    """``RUN_DIR/model.keras``'s outputs on the test split of the run's protocol (see ``evaluate_run``).
+
+    Returns:
+        ``(predictions {"logits", "keypoints"?}, the prepared test split, the run's config, class names)``.
+    """
     from kerasdance.data.dataset import Dataset, split
     from kerasdance.keras_backend import keras
     from kerasdance.training.trainer import predict_windows
@@ -128,4 +138,4 @@ def evaluate_run(run_dir, data_dir=None, cache_dir=None) -> tuple[dict, list[str
     test = pipeline.prepare(ds, sp.test, cfg.data, cache_dir, cfg.model.input_mode == "depth")
     model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
     pred = predict_windows(model, pipeline.WindowSampler(test, cfg.data, cfg.model.input_mode, augment=None))
-    return evaluate_prepared(pred, test, cfg), list(sp.class_names)
+    return pred, test, cfg, list(sp.class_names)
