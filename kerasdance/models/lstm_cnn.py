@@ -64,10 +64,12 @@ def build_lstm_cnn(model_cfg: ModelConfig, data_cfg: DataConfig, batch_size: int
         x = inputs
         stem_maps = []
         for i, filters in enumerate(model_cfg.stem_filters):
-            first = model_cfg.stem_first_stride if i == 0 else 2
-            kernel = (5 if first == 2 else first) if i == 0 else 3  # stride 4: non-overlapping 4x4 patches
+            stride, kernel = 2, 3
+            if i == 0:  # 5x5 with stride 2, or non-overlapping 4x4 patches with stride 4
+                stride = model_cfg.stem_first_stride
+                kernel = 5 if stride == 2 else stride
             x = layers.TimeDistributed(
-                layers.Conv2D(filters, kernel, strides=first, padding="same", use_bias=False), name=f"stem{i}_conv"
+                layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False), name=f"stem{i}_conv"
             )(x)
             x = layers.TimeDistributed(layers.BatchNormalization(momentum=BN_MOMENTUM), name=f"stem{i}_bn")(x)
             x = layers.ReLU(name=f"stem{i}_relu")(x)
