@@ -74,11 +74,12 @@ def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="", train=Non
     return {"set": set_name, "input": input_mode, "accuracy": m["accuracy"] * 100, "mpjpe_mm": m["mpjpe_mm"],
             "mpjpe_rel_mm": m["mpjpe_rel_mm"], "map_10cm": m["map_10cm"] * 100, "train_s": time.time() - t0,
             "epochs": epochs, "n_test": m["n_test"], "keypoint_weight": cfg.train.keypoint_weight,
-            "keypoint_refine": cfg.model.keypoint_refine}
+            "keypoint_refine": cfg.model.keypoint_refine, "keypoint_kernel": cfg.model.keypoint_kernel}
 
 
 #: Key-point variants: model and train overrides of the default config. Rows record the stem, the key-point loss
-#: weight and the temporal refinement they were trained with, so rows of earlier defaults stay readable.
+#: weight, the temporal refinement and the head's hidden conv they were trained with, so rows of earlier defaults
+#: stay readable (a name says only what it changes from the defaults of its day).
 HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_stride": 4}},
          "dense (60 numbers per frame)": {"model": {"keypoint_head": "dense"}},
          "heat-map, stride 8, 3x3 hidden conv": {"model": {"keypoint_kernel": 3}},
@@ -87,34 +88,42 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          "heat-map, stride 8, no temporal refinement": {"model": {"keypoint_refine": 0}},
          # Recipe 4's default spelled out (the name its 120-epoch rows were run under).
          "heat-map, stride 8, temporal refinement 5, key-point weight 10": {
-             "model": {"keypoint_refine": 5}, "train": {"keypoint_weight": 10.0}},
+             "model": {"keypoint_refine": 5, "keypoint_kernel": 1}, "train": {"keypoint_weight": 10.0}},
          # The default of recipe 3 (before 2026-11-30 evening), for the comparison over seeds.
          "heat-map, stride 8, no temporal refinement, key-point weight 3": {
-             "model": {"keypoint_refine": 0}, "train": {"keypoint_weight": 3.0}},
+             "model": {"keypoint_refine": 0, "keypoint_kernel": 1}, "train": {"keypoint_weight": 3.0}},
          # Today's head on a stem whose first layer is a 4x4 patch conv with stride 4 (no S/2 map; stem "p4-...").
-         "heat-map, stride 8, patch-4 stem": {"model": {"stem_filters": (16, 32, 48), "stem_first_stride": 4}}}
+         "heat-map, stride 8, patch-4 stem": {"model": {"stem_filters": (16, 32, 48), "stem_first_stride": 4}},
+         "heat-map, stride 8, 64 key-point channels": {"model": {"keypoint_channels": 64}},
+         "heat-map, stride 8, no augmentation": {"train": {"augment": False}},
+         "heat-map, stride 8, 3x3 hidden conv, key-point weight 30": {"model": {"keypoint_kernel": 3},
+                                                                       "train": {"keypoint_weight": 30.0}},
+         "heat-map, stride 8, key-point weight 100": {"train": {"keypoint_weight": 100.0}}}
 #: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 #: Rows written before these fields were recorded were trained with the defaults of then.
-_HEAD_ROW_DEFAULTS = {"stem": "12-24-48-48", "seed": 0, "keypoint_weight": 3.0, "keypoint_refine": 0}
+_HEAD_ROW_DEFAULTS = {"stem": "12-24-48-48", "seed": 0, "keypoint_weight": 3.0, "keypoint_refine": 0,
+                      "keypoint_kernel": None}  # None: 3 where the head's name says "3x3 hidden conv", else 1
 
 
 def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: tuple[int, ...] = (0,)) -> None:
     """The key-point heads and losses compared with the same recipe otherwise (msr20 depth, 100% labels)."""
     from kerasdance.config import RunConfig
 
-    rows = [{**_HEAD_ROW_DEFAULTS, **r} for r in _jsonl(HEAD_RESULTS)]
-    # A row counts as done only if it was trained as this head trains today (same stem, weight, refinement).
-    done = {(r["head"], r["seed"], r["epochs"], r["stem"], r["keypoint_weight"], r["keypoint_refine"]) for r in rows}
+    rows = [_head_row(r) for r in _jsonl(HEAD_RESULTS)]
+    # A row counts as done only if it was trained as this head trains today (same stem, weight, refinement, conv).
+    done = {(r["head"], r["seed"], r["epochs"], r["stem"], r["keypoint_weight"], r["keypoint_refine"],
+             r["keypoint_kernel"]) for r in rows}
     # The stem comparison's runs are this head too (key-point weight 3, no refinement, the recipe of then).
-    rows += [{**_HEAD_ROW_DEFAULTS, **r, "head": "heat-map, stride 8", "note": "from the stem comparison"}
+    rows += [_head_row({**r, "head": "heat-map, stride 8", "note": "from the stem comparison"})
              for r in _jsonl(STEM_RESULTS) if r["stem"] != "12-24-48-48"]
     for name in only or []:
         over = HEADS[name]
         cfg = RunConfig().replace(model=over.get("model", {}), train=over.get("train", {}))
         stem = _stem_name(cfg.model)
         for seed in seeds:
-            if (name, seed, epochs, stem, cfg.train.keypoint_weight, cfg.model.keypoint_refine) in done:
+            if (name, seed, epochs, stem, cfg.train.keypoint_weight, cfg.model.keypoint_refine,
+                    cfg.model.keypoint_kernel) in done:
                 continue
             r = full_run("msr20", "depth", epochs, seed=seed, model=over.get("model"), train=over.get("train"),
                          tag=f"-head{list(HEADS).index(name)}")
@@ -125,26 +134,38 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
                 f.write(json.dumps(row) + "\n")
             rows.append(row)
     out = []
-    keys = ("head", "stem", "keypoint_weight", "keypoint_refine", "epochs")
-    for (head, stem, kw, refine, ep), rs in sorted(
-            _group(rows, keys).items(), key=lambda kv: (kv[0][1], kv[0][4], kv[0][2], kv[0][3], kv[0][0])):
-        arch = re.sub(r", (key-point weight [\d.]+|temporal refinement \d+|no temporal refinement)", "", head)
-        out.append({"head": arch, "stem": stem, "kw": f"{kw:g}", "refine": refine or "—", "epochs": ep,
+    keys = ("head", "stem", "keypoint_weight", "keypoint_refine", "keypoint_kernel", "epochs")
+    for (head, stem, kw, refine, kernel, ep), rs in sorted(
+            _group(rows, keys).items(), key=lambda kv: (kv[0][1], kv[0][5], kv[0][2], kv[0][3], kv[0][4], kv[0][0])):
+        arch = re.sub(r", (key-point weight [\d.]+|temporal refinement \d+|no temporal refinement|3x3 hidden conv)",
+                      "", head)
+        out.append({"head": arch, "stem": stem, "kw": f"{kw:g}", "refine": refine or "—", "conv": f"{kernel}x{kernel}",
+                    "epochs": ep,
                     "seeds": len(rs), "acc": _mean_sd(rs, "accuracy"), "mpjpe": _mean_sd(rs, "mpjpe_mm", 0),
                     "map": _mean_sd(rs, "map_10cm"), "train_s": f"{np.mean([r['train_s'] for r in rs]):.0f}",
                     "dates": ", ".join(sorted({r["date"] for r in rs})),
                     "note": "; ".join(sorted({r["note"] for r in rs if r.get("note")}))})
     body = ["### Key-point heads (issue 3)", "",
             "msr20 depth, 100% labels, cross-subject, same recipe otherwise; mean ± sd over seeds (population sd); "
-            "\"kp weight\": the key-point loss weight, \"refine\": the temporal refinement's kernel (— none). Rows "
+            "\"kp weight\": the key-point loss weight, \"refine\": the temporal refinement's kernel (— none), "
+            "\"kp conv\": the heat-map head's hidden conv. Rows "
             f"from `{HEAD_RESULTS.relative_to(HEAD_RESULTS.parents[2])}` (command and date in each row; the train "
             "time is only comparable between rows of the same date and epochs):", "",
             table(out, [("head", "key-point head"), ("stem", "stem"), ("kw", "kp weight"), ("refine", "refine"),
+                        ("conv", "kp conv"),
                         ("epochs", "epochs"), ("seeds", "seeds"), ("acc", "accuracy %"), ("mpjpe", "MPJPE mm"),
                         ("map", "joints within 10 cm %"), ("train_s", "train s"), ("dates", "dates"),
                         ("note", "note")])]
     write_section("keypoint_heads", "\n".join(body), cmd)
     print("\n".join(body))
+
+
+def _head_row(r: dict) -> dict:
+    """A key-point head row with the fields its day did not record filled in as trained then."""
+    r = {**_HEAD_ROW_DEFAULTS, **r}
+    if r["keypoint_kernel"] is None:
+        r["keypoint_kernel"] = 3 if "3x3 hidden conv" in r["head"] else 1
+    return r
 
 
 def _mean_sd(rows: list[dict], key: str, digits: int = 1) -> str:
