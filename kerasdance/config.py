@@ -101,7 +101,9 @@ class ModelConfig(_Serialisable):
     keypoint_head: str = "heatmap"
     keypoint_channels: int = 32
     heatmap_stride: int = 8
-    keypoint_kernel: int = 1  # heat-map head's hidden conv: 1 (1x1) or 3 (3x3: spatial context, ~+20% FLOPs)
+    # The heat-map head's hidden conv: 3 (3x3, spatial context; the default since recipe 5) or 1 (1x1, 20% fewer
+    # FLOPs per window): with recipe 4, 85 against 91 mm on synthetic msr20 after 120 epochs (BENCHMARKS.md).
+    keypoint_kernel: int = 3
     # Temporal refinement of the key-points: (k, 1) convs over time read the per-frame key-point trajectory
     # with the frames' temporal context and add a correction (zero-initialised). k = this; 0: none. With the
     # key-point weight 10 (TrainConfig): 90-91 mm instead of 101 mm on synthetic msr20 after 120 epochs
@@ -150,7 +152,8 @@ class TrainConfig(_Serialisable):
     keypoints_for_all: bool = False
     dice_weight: float = 3.0
     ce_weight: float = 1.0
-    keypoint_weight: float = 10.0  # 3 until recipe 4: 10 lowered the key-point error at the same accuracy
+    # 3 until recipe 4, 10 until recipe 5: each step lowered the key-point error at the same accuracy (BENCHMARKS.md)
+    keypoint_weight: float = 30.0
     label_smoothing: float = 0.05
     ohem_fraction: float = 0.7
     ohem_min_count: int = 4
@@ -259,4 +262,5 @@ class RunConfig(_Serialisable):
 
 
 #: Fields added after runs were first saved, with the value a run saved without them was trained with.
-SAVED_RUN_ADDED_FIELDS = {"model": {"keypoint_refine": 0}, "train": {"distribution_alignment": False}}
+SAVED_RUN_ADDED_FIELDS = {"model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0},
+                          "train": {"distribution_alignment": False}}

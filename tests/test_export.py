@@ -24,7 +24,10 @@ TINY = RunConfig().replace(
     data={"frames": 8, "crop_size": 32},
     model={"num_classes": 3, "stem_filters": (4, 4, 4, 4), "lstm_units": 16, "conv_filters": (16, 16, 16),
            "dropout": 0.0},
-    train={"batch_size": 4, "augment": False},
+    # The fixture's own training, pinned rather than following the library's recipe: the int8 bound below is on
+    # this tiny model's outputs, and its fused int8 LSTM's logit error moves with how the trunk was trained (4% to
+    # 23% of the range over key-point weights 10 / 30 and 1x1 / 3x3 head convs, measured 2026-12-01).
+    train={"batch_size": 4, "augment": False, "keypoint_weight": 10.0},
 )
 
 # Bounds on max |TFLite - Keras| over every test window's logits and key-points, as a fraction of the Keras

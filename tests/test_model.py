@@ -102,13 +102,18 @@ def test_a_saved_run_without_later_fields_loads_as_it_was_trained(tmp_path):
     cfg.save(tmp_path / "config.json")
     assert RunConfig.load(tmp_path / "config.json", saved_run=True) == cfg  # a complete dump: unchanged
     old = cfg.to_dict()  # as written before the temporal refinement and the alignment existed
-    del old["model"]["keypoint_refine"], old["train"]["distribution_alignment"]
+    del old["model"]["keypoint_refine"], old["train"]["distribution_alignment"], old["model"]["keypoint_kernel"]
     (tmp_path / "old.json").write_text(json.dumps(old))
     run = RunConfig.load(tmp_path / "old.json", saved_run=True)
     assert run.model.keypoint_refine == 0 and run.train.distribution_alignment is False
+    assert run.model.keypoint_kernel == 1 and run.model.keypoint_head == "heatmap"  # the dump has its head
     assert run.model.num_classes == 7 and run.train.epochs == 3
     user = RunConfig.load(tmp_path / "old.json")  # a user's config file: missing fields are today's defaults
     assert user.model.keypoint_refine == ModelConfig().keypoint_refine
+    assert user.model.keypoint_kernel == ModelConfig().keypoint_kernel == 3
+    del old["model"]["keypoint_head"]  # a run from before the heat-map head: it had the dense one
+    (tmp_path / "older.json").write_text(json.dumps(old))
+    assert RunConfig.load(tmp_path / "older.json", saved_run=True).model.keypoint_head == "dense"
 
 
 def test_model_get_config_round_trip():
