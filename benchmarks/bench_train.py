@@ -98,7 +98,8 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          "heat-map, stride 8, no augmentation": {"train": {"augment": False}},
          "heat-map, stride 8, 3x3 hidden conv, key-point weight 30": {"model": {"keypoint_kernel": 3},
                                                                        "train": {"keypoint_weight": 30.0}},
-         "heat-map, stride 8, key-point weight 100": {"train": {"keypoint_weight": 100.0}}}
+         "heat-map, stride 8, key-point weight 100": {"train": {"keypoint_weight": 100.0}},
+         "heat-map, stride 8, key-point weight 300": {"train": {"keypoint_weight": 300.0}}}
 #: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 #: Rows written before these fields were recorded were trained with the defaults of then.
