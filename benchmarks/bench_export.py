@@ -89,7 +89,7 @@ def run(run_dir: str | Path, out_dir: str | Path, prune: float = 0.5, finetune_e
         if window is None:  # one real test window for the latency of every variant
             from kerasdance.config import RunConfig
 
-            cfg = RunConfig.load(Path(run_dir) / "config.json")
+            cfg = RunConfig.of_run(run_dir)
             data_from = data_dir or __import__("json").loads((Path(run_dir) / "data.json").read_text())["data_dir"]
             _, test = load_train_data(data_from, cfg, cache_dir)
             window = calibration_windows(test, cfg, n=1)[0]

@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     from kerasdance.skeleton import Joint
     from kerasdance.training.trainer import predict_windows
 
-    cfg = RunConfig.load(args.run_dir / "config.json")
+    cfg = RunConfig.of_run(args.run_dir)
     ds = Dataset.open(json.loads((args.run_dir / "data.json").read_text())["data_dir"])
     sp = split(ds.refs, cfg.train.protocol, ds.class_names)
     model = keras.models.load_model(args.run_dir / "model.keras", safe_mode=True, compile=False)

@@ -260,6 +260,11 @@ class RunConfig(_Serialisable):
             d = {**d, **{sec: {**fields, **d.get(sec, {})} for sec, fields in SAVED_RUN_ADDED_FIELDS.items()}}
         return cls.from_dict(d)
 
+    @classmethod
+    def of_run(cls, run_dir: str | Path) -> RunConfig:
+        """The config a run folder's model was trained with (``RUN_DIR/config.json``, read as a saved run)."""
+        return cls.load(Path(run_dir) / "config.json", saved_run=True)
+
 
 #: Fields added after runs were first saved, with the value a run saved without them was trained with.
 SAVED_RUN_ADDED_FIELDS = {"model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0},

@@ -127,7 +127,7 @@ def predict_run(run_dir, data_dir=None, cache_dir=None):
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").exists():
         raise FileNotFoundError(f"{run_dir} has no model.keras: is it a kerasdance run folder?")
-    cfg = RunConfig.load(run_dir / "config.json")
+    cfg = RunConfig.of_run(run_dir)
     if data_dir is None:
         info = run_dir / "data.json"
         if not info.exists():

@@ -47,7 +47,7 @@ def predict_sequence(run_dir: str | Path, seq: Sequence, model=None) -> dict:
     from kerasdance.keras_backend import keras
 
     run_dir = Path(run_dir)
-    cfg = RunConfig.load(run_dir / "config.json")
+    cfg = RunConfig.of_run(run_dir)
     class_names = json.loads((run_dir / "classes.json").read_text())
     if model is None:
         model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)

@@ -228,6 +228,28 @@ def test_pruned_int8_reaches_target_sparsity(run):
 
 
 # --- the sidecar refuses what does not belong together -----------------------------------------------------------
+def test_a_run_saved_before_later_model_fields_is_rebuilt_as_it_was_trained(tmp_path):
+    """Export rebuilds the graph from the run's config.json: fields that file lacks must take the value the run
+    was trained with (a 1x1 head conv, no temporal refinement), not today's defaults, or the weights do not fit."""
+    from kerasdance.keras_backend import keras
+    from kerasdance.models.lstm_cnn import build_lstm_cnn
+    from tools.export import export_clone, load_run
+
+    cfg = TINY.replace(model={"keypoint_kernel": 1, "keypoint_refine": 0})
+    keras.utils.set_random_seed(0)
+    model = build_lstm_cnn(cfg.model, cfg.data)
+    model.save(tmp_path / "model.keras")
+    old = cfg.to_dict()
+    del old["model"]["keypoint_kernel"], old["model"]["keypoint_refine"]  # written before they existed
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    (tmp_path / "classes.json").write_text(json.dumps(["a", "b", "c"]))
+    run_cfg, _, loaded = load_run(tmp_path)
+    assert run_cfg.model.keypoint_kernel == 1 and run_cfg.model.keypoint_refine == 0
+    x = np.zeros((1, 8, 32, 32, 2), np.float32)
+    clone = export_clone(loaded, run_cfg, unroll=True)
+    np.testing.assert_allclose(clone(x)["keypoints"], model(x)["keypoints"], atol=1e-5)
+
+
 def test_tampered_model_or_sidecar_is_refused(run, tmp_path):
     import shutil
 

@@ -222,7 +222,7 @@ def load_run(run_dir: str | Path):
     for name in ("model.keras", "config.json", "classes.json"):
         if not (run_dir / name).exists():
             raise FileNotFoundError(f"{run_dir} has no {name}: is it a kerasdance run folder?")
-    cfg = RunConfig.load(run_dir / "config.json")
+    cfg = RunConfig.of_run(run_dir)
     class_names = json.loads((run_dir / "classes.json").read_text())
     model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
     return cfg, [str(c) for c in class_names], model

@@ -442,7 +442,7 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
     if run_dir.exists() and (run_dir / "config.json").exists():
         if not resume:
             raise KerasdanceError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
-        saved = RunConfig.load(run_dir / "config.json", saved_run=True)
+        saved = RunConfig.of_run(run_dir)
         if saved.model != cfg.model or saved.data != cfg.data or saved.train.seed != t.seed:
             log.warning("resuming with the configuration saved in %s", run_dir / "config.json")
         cfg = saved.replace(train={"epochs": max(t.epochs, saved.train.epochs)}) if t.epochs > saved.train.epochs \
