@@ -81,6 +81,7 @@ VARIANTS = {
     "semi, after supervised, mirror": {"self_training": True, "mirror_augment": True},
     # The heat-map head's hidden conv 3x3 instead of 1x1 (``ModelConfig.keypoint_kernel``; a "model" key holds
     # model overrides): 85 against 91 mm with all labels after 120 epochs (bench_train's key-point heads).
+    # Recipe 4's trial of what recipe 5 made the default: under recipe 5 these equal the plain variants.
     "supervised, 3x3 key-point conv": {"self_training": False, "model": {"keypoint_kernel": 3}},
     "semi, after supervised, 3x3 key-point conv": {"self_training": True, "model": {"keypoint_kernel": 3}},
     "supervised, restarted, 3x3 key-point conv": {"self_training": False, "restart": True,
