@@ -91,7 +91,7 @@ class ModelConfig(_Serialisable):
     # The stem's first layer: 2 = a 5x5 conv with stride 2 (each later layer a 3x3 with stride 2);
     # 4 = a 4x4 patch conv with stride 4, which skips the S/2 map (give one stem width fewer for the same
     # last map, e.g. (16, 32, 48)): a third less time per training step and per int8 window, for ~1 point of
-    # accuracy and ~3 mm MPJPE on synthetic msr20 (120 epochs, 3 seeds; README, "Training speed").
+    # accuracy and ~3 mm MPJPE on synthetic msr20 (120 epochs, 3 seeds; docs/EXPERIMENTS.md, "Patch stem").
     stem_first_stride: int = 2
     lstm_units: int = 128
     conv_filters: tuple[int, int, int] = (128, 128, 128)
@@ -142,7 +142,9 @@ class TrainConfig(_Serialisable):
 
     epochs: int = 120
     batch_size: int = 16
-    learning_rate: float = 2e-3
+    # Peak of the warm-up + cosine schedule. 2e-3 until recipe 6: the key-points were still under-fitting after 120
+    # epochs (58 mm on the training sequences); 4e-3 gave 63 against 70 mm on synthetic msr20, 8e-3 66 mm (seed 0).
+    learning_rate: float = 4e-3
     weight_decay: float = 1e-4
     warmup_epochs: int = 3
     clip_norm: float = 5.0
@@ -152,8 +154,9 @@ class TrainConfig(_Serialisable):
     keypoints_for_all: bool = False
     dice_weight: float = 3.0
     ce_weight: float = 1.0
-    # 3 until recipe 4, 10 until recipe 5: each step lowered the key-point error at the same accuracy (BENCHMARKS.md)
-    keypoint_weight: float = 30.0
+    # 3 until recipe 4, 10 until recipe 5, 30 until recipe 6: each step lowered the key-point error at about the same
+    # accuracy; 300 lowered it no further and cost accuracy (BENCHMARKS.md, "Key-point heads")
+    keypoint_weight: float = 100.0
     label_smoothing: float = 0.05
     ohem_fraction: float = 0.7
     ohem_min_count: int = 4
