@@ -89,16 +89,20 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          "heat-map, stride 8, no temporal refinement": {"model": {"keypoint_refine": 0}},
          # Recipe 4's default spelled out (the name its 120-epoch rows were run under).
          "heat-map, stride 8, temporal refinement 5, key-point weight 10": {
-             "model": {"keypoint_refine": 5, "keypoint_kernel": 1}, "train": {"keypoint_weight": 10.0}},
+             "model": {"keypoint_refine": 5, "keypoint_kernel": 1},
+             "train": {"keypoint_weight": 10.0, "learning_rate": 2e-3}},
          # The default of recipe 3 (before 2026-11-30 evening), for the comparison over seeds.
          "heat-map, stride 8, no temporal refinement, key-point weight 3": {
-             "model": {"keypoint_refine": 0, "keypoint_kernel": 1}, "train": {"keypoint_weight": 3.0}},
+             "model": {"keypoint_refine": 0, "keypoint_kernel": 1},
+             "train": {"keypoint_weight": 3.0, "learning_rate": 2e-3}},
          # Today's head on a stem whose first layer is a 4x4 patch conv with stride 4 (no S/2 map; stem "p4-...").
          "heat-map, stride 8, patch-4 stem": {"model": {"stem_filters": (16, 32, 48), "stem_first_stride": 4}},
          "heat-map, stride 8, 64 key-point channels": {"model": {"keypoint_channels": 64}},
          "heat-map, stride 8, no augmentation": {"train": {"augment": False}},
+         # Recipe 5's default spelled out (its learning rate pinned since recipe 6 changed it).
          "heat-map, stride 8, 3x3 hidden conv, key-point weight 30": {"model": {"keypoint_kernel": 3},
-                                                                       "train": {"keypoint_weight": 30.0}},
+                                                                       "train": {"keypoint_weight": 30.0,
+                                                                                 "learning_rate": 2e-3}},
          "heat-map, stride 8, key-point weight 100": {"train": {"keypoint_weight": 100.0}},
          "heat-map, stride 8, key-point weight 300": {"train": {"keypoint_weight": 300.0}},
          "heat-map, stride 8, key-point weight 100, 64 key-point channels": {"model": {"keypoint_channels": 64},
