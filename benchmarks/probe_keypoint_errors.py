@@ -26,14 +26,14 @@ def main(argv=None) -> None:
     from kerasdance.data import pipeline
     from kerasdance.data.dataset import Dataset, split
     from kerasdance.evaluate import _window_frames, predictions_to_camera
-    from kerasdance.keras_backend import keras
+    from kerasdance.models.lstm_cnn import load_model
     from kerasdance.skeleton import Joint
     from kerasdance.training.trainer import predict_windows
 
     cfg = RunConfig.of_run(args.run_dir)
     ds = Dataset.open(json.loads((args.run_dir / "data.json").read_text())["data_dir"])
     sp = split(ds.refs, cfg.train.protocol, ds.class_names)
-    model = keras.models.load_model(args.run_dir / "model.keras", safe_mode=True, compile=False)
+    model = load_model(args.run_dir / "model.keras")
     for name, refs in (("test", sp.test), ("train", sp.train)):
         prep = pipeline.prepare(ds, refs, cfg.data, CACHE, True)
         pred = predict_windows(model, pipeline.WindowSampler(prep, cfg.data, "depth", augment=None))

@@ -121,7 +121,7 @@ def predict_run(run_dir, data_dir=None, cache_dir=None):
         ``(predictions {"logits", "keypoints"?}, the prepared test split, the run's config, class names)``.
     """
     from kerasdance.data.dataset import Dataset, split
-    from kerasdance.keras_backend import keras
+    from kerasdance.models.lstm_cnn import load_model
     from kerasdance.training.trainer import predict_windows
 
     run_dir = Path(run_dir)
@@ -136,6 +136,6 @@ def predict_run(run_dir, data_dir=None, cache_dir=None):
     ds = Dataset.open(data_dir)
     sp = split(ds.refs, cfg.train.protocol, ds.class_names)
     test = pipeline.prepare(ds, sp.test, cfg.data, cache_dir, cfg.model.input_mode == "depth")
-    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
+    model = load_model(run_dir / "model.keras")
     pred = predict_windows(model, pipeline.WindowSampler(test, cfg.data, cfg.model.input_mode, augment=None))
     return pred, test, cfg, list(sp.class_names)

@@ -44,13 +44,13 @@ def predict_sequence(run_dir: str | Path, seq: Sequence, model=None) -> dict:
     Returns:
         ``{"label", "class_name", "confidence", "probs", "joints_m" (T, 20, 3) or None, "frame_index" (T,)}``.
     """
-    from kerasdance.keras_backend import keras
+    from kerasdance.models.lstm_cnn import load_model
 
     run_dir = Path(run_dir)
     cfg = RunConfig.of_run(run_dir)
     class_names = json.loads((run_dir / "classes.json").read_text())
     if model is None:
-        model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
+        model = load_model(run_dir / "model.keras")
     keep = np.flatnonzero(seq.depth_valid) if seq.depth_mm is not None else np.arange(seq.num_frames)
     idx = keep[pp.resample_indices(keep.size, cfg.data.frames)]
     if cfg.model.input_mode == "depth":

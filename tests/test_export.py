@@ -250,6 +250,21 @@ def test_a_run_saved_before_later_model_fields_is_rebuilt_as_it_was_trained(tmp_
     np.testing.assert_allclose(clone(x)["keypoints"], model(x)["keypoints"], atol=1e-5)
 
 
+def test_a_fresh_process_loads_a_run_for_export(run):
+    """``load_run`` in a process that has built no model yet: the saved model names the heat-map head's custom
+    layer, which only importing ``kerasdance.models.lstm_cnn`` registers (``export_run`` called from a script
+    failed with "'str' object is not callable" before the loaders went through ``lstm_cnn.load_model``)."""
+    import subprocess
+    from pathlib import Path
+
+    code = ("import sys; from tools.export import load_run; "
+            "cfg, names, model = load_run(sys.argv[1]); print(model.output_names and len(names))")
+    proc = subprocess.run([sys.executable, "-c", code, str(run.dir)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "3"
+
+
 def test_tampered_model_or_sidecar_is_refused(run, tmp_path):
     import shutil
 

@@ -216,7 +216,7 @@ def load_run(run_dir: str | Path):
     Raises:
         FileNotFoundError: no ``model.keras`` / ``config.json`` / ``classes.json``.
     """
-    from kerasdance.keras_backend import keras
+    from kerasdance.models.lstm_cnn import load_model
 
     run_dir = Path(run_dir)
     for name in ("model.keras", "config.json", "classes.json"):
@@ -224,7 +224,7 @@ def load_run(run_dir: str | Path):
             raise FileNotFoundError(f"{run_dir} has no {name}: is it a kerasdance run folder?")
     cfg = RunConfig.of_run(run_dir)
     class_names = json.loads((run_dir / "classes.json").read_text())
-    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
+    model = load_model(run_dir / "model.keras")
     return cfg, [str(c) for c in class_names], model
 
 

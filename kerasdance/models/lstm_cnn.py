@@ -186,6 +186,16 @@ class SoftArgmax2D(layers.Layer):
         return {**super().get_config(), "num_joints": self.num_joints}
 
 
+def load_model(path) -> keras.Model:
+    """A saved LSTM-CNN (``.keras``) loaded in safe mode, for inference (not compiled).
+
+    Load saved models through this, not ``keras.models.load_model`` directly: importing this module registers
+    the custom layers (``SoftArgmax2D``) a saved model names, which a process that has not built a model yet
+    would otherwise not know.
+    """
+    return keras.models.load_model(path, safe_mode=True, compile=False)
+
+
 def count_flops(model: keras.Model) -> int:
     """FLOPs (2 x multiply-accumulates) of one forward pass on one example: conv, dense and LSTM layers."""
     total = 0

@@ -30,7 +30,7 @@ from kerasdance.data.pipeline import Augment, WindowSampler
 from kerasdance.errors import KerasdanceError
 from kerasdance.keras_backend import keras, tf
 from kerasdance.losses import dice_ce_loss, keypoint_loss
-from kerasdance.models.lstm_cnn import build_lstm_cnn
+from kerasdance.models.lstm_cnn import build_lstm_cnn, load_model
 from kerasdance.training.hard_mining import select_hard_examples
 from kerasdance.training.self_training import (
     align_distribution,
@@ -285,7 +285,7 @@ class Trainer:
         path = Path(other_run) / "model.keras"
         if not path.exists():
             raise FileNotFoundError(f"--init {other_run}: no model.keras there")
-        src = keras.models.load_model(path, safe_mode=True, compile=False)
+        src = load_model(path)
         by_name = {layer.name: layer for layer in src.layers}
         copied = 0
         for layer in self.model.layers:
@@ -512,7 +512,7 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
             log.info("early stopping at epoch %d", epoch + 1)
             break
     cb.on_train_end()
-    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
+    model = load_model(run_dir / "model.keras")
     metrics = evaluate_prepared(predict_windows(model, WindowSampler(test, cfg.data, cfg.model.input_mode,
                                                                      augment=None)), test, cfg)
     metrics.update(best_epoch=best["epoch"] + 1, epochs_run=len(history),
