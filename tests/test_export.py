@@ -265,6 +265,19 @@ def test_a_fresh_process_loads_a_run_for_export(run):
     assert proc.stdout.strip().splitlines()[-1] == "3"
 
 
+def test_cli_export_calibrates_on_the_windows_asked_for(run, tmp_path):
+    from click.testing import CliRunner
+
+    from kerasdance.cli import cli
+
+    out, rep = tmp_path / "m.tflite", tmp_path / "m.json"
+    res = CliRunner().invoke(cli, ["export", str(run.dir), "--format", "int8", "--out", str(out), "--report", str(rep),
+                                   "--calibration-windows", "2", "--max-drop", "100"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(rep.read_text())["calibration_windows"] == 2
+    assert "accuracy: keras" in res.output
+
+
 def test_tampered_model_or_sidecar_is_refused(run, tmp_path):
     import shutil
 
