@@ -143,7 +143,8 @@ class TrainConfig(_Serialisable):
     epochs: int = 120
     batch_size: int = 16
     # Peak of the warm-up + cosine schedule. 2e-3 until recipe 6: the key-points were still under-fitting after 120
-    # epochs (58 mm on the training sequences); 4e-3 gave 63 against 70 mm on synthetic msr20, 8e-3 66 mm (seed 0).
+    # epochs (58 mm on the training sequences); 4e-3 gave 63 against 70 mm on synthetic msr20, 8e-3 66 mm (seed 0);
+    # over 3 seeds recipe 6 gives 97.1% / 64 mm against recipe 5's 96.4% / 78 mm (docs/EXPERIMENTS.md).
     learning_rate: float = 4e-3
     weight_decay: float = 1e-4
     warmup_epochs: int = 3
