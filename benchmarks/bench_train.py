@@ -116,7 +116,7 @@ HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jso
 #: Rows written before these fields were recorded were trained with the defaults of then.
 _HEAD_ROW_DEFAULTS = {"stem": "12-24-48-48", "seed": 0, "keypoint_weight": 3.0, "keypoint_refine": 0,
                       "keypoint_kernel": None,  # None: 3 where the head's name says "3x3 hidden conv", else 1
-                      "learning_rate": None}  # None: the one the head's name gives ("learning rate 4e-3"), else 2e-3
+                      "learning_rate": 2e-3}
 
 
 def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: tuple[int, ...] = (0,)) -> None:
@@ -179,9 +179,6 @@ def _head_row(r: dict) -> dict:
     r = {**_HEAD_ROW_DEFAULTS, **r}
     if r["keypoint_kernel"] is None:
         r["keypoint_kernel"] = 3 if "3x3 hidden conv" in r["head"] else 1
-    if r["learning_rate"] is None:
-        m = re.search(r"learning rate ([\d.e-]+)", r["head"])
-        r["learning_rate"] = float(m.group(1)) if m else 2e-3
     return r
 
 
