@@ -34,10 +34,6 @@ PREVIOUS = {5: "key-point weight 30, peak learning rate 2e-3; all else as recipe
             4: "key-point weight 10, the heat-map head's hidden conv 1x1; all else as recipe 5",
             3: "key-point weight 3, no temporal key-point refinement, no distribution alignment; all else as recipe 4",
             2: "the wider stem (12, 24, 48, 48); all else as recipe 3"}
-#: Earlier recipes whose rows of an input are today's too (a recipe that changed only the key-point loss or head, which
-#: a skeleton-input run does not have, trains skeleton runs as the one before it): recipe 6 changed the learning rate,
-#: so none.
-SAME_AS: dict[str, tuple[int, ...]] = {}
 
 VARIANTS = {
     "supervised": {"self_training": False},
@@ -179,8 +175,7 @@ def load_results(recipe: int = RECIPE) -> list[dict]:
     if not RESULTS.exists():
         return []
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("recipe", 1) == recipe
-            or (recipe == RECIPE and r.get("recipe", 1) in SAME_AS.get(r["input"], ()))]
+    return [r for r in rows if r.get("recipe", 1) == recipe]
 
 
 def summarise(rows: list[dict]) -> str:
@@ -327,13 +322,9 @@ def main(argv=None) -> None:
             "`--mirror` (half the training windows mirrored left-right; off by default), supervised and "
             "self-training alike, and are held against their own supervised-only rows for the targets; of the "
             "synthetic subjects, msr20's 4 and 7 are left-handed (the generator mirrors their moves), dance11 "
-            "has none. "
-            + ("Skeleton-input rows of an earlier recipe count here where it differs from this one only in "
-               "the key-point loss or head, which a skeleton-input model does not have (`SAME_AS`). "
-               if SAME_AS else "")
-            + "dance11 has 5 training sequences per class, so 5%, 10% and 20% all keep exactly 1 labelled sequence "
-            "per class, the same ones for a seed: training is deterministic, so those rows would repeat the 20% "
-            "row and are not run. Rows with fewer seeds are what the compute allowed. Supervised-only rows "
+            "has none. dance11 has 5 training sequences per class, so 5%, 10% and 20% all keep exactly 1 labelled "
+            "sequence per class, the same ones for a seed: training is deterministic, so those rows would repeat "
+            "the 20% row and are not run. Rows with fewer seeds are what the compute allowed. Supervised-only rows "
             "measured before the sampler fix (their batches drew from all training sequences, so ~80% of each "
             "batch carried no target; e.g. msr20 20%: 54.9 ± 5.9%) are kept in "
             "`benchmarks/results/label_efficiency.supervised-sampler1.jsonl`, not tabulated.\n\n" + summarise(rows)
