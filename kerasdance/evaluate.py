@@ -121,13 +121,11 @@ def predict_run(run_dir, data_dir=None, cache_dir=None):
         ``(predictions {"logits", "keypoints"?}, the prepared test split, the run's config, class names)``.
     """
     from kerasdance.data.dataset import Dataset, split
-    from kerasdance.models.lstm_cnn import load_model
+    from kerasdance.predict import load_run
     from kerasdance.training.trainer import predict_windows
 
     run_dir = Path(run_dir)
-    if not (run_dir / "model.keras").exists():
-        raise FileNotFoundError(f"{run_dir} has no model.keras: is it a kerasdance run folder?")
-    cfg = RunConfig.of_run(run_dir)
+    cfg, _, model = load_run(run_dir)
     if data_dir is None:
         info = run_dir / "data.json"
         if not info.exists():
@@ -136,6 +134,5 @@ def predict_run(run_dir, data_dir=None, cache_dir=None):
     ds = Dataset.open(data_dir)
     sp = split(ds.refs, cfg.train.protocol, ds.class_names)
     test = pipeline.prepare(ds, sp.test, cfg.data, cache_dir, cfg.model.input_mode == "depth")
-    model = load_model(run_dir / "model.keras")
     pred = predict_windows(model, pipeline.WindowSampler(test, cfg.data, cfg.model.input_mode, augment=None))
     return pred, test, cfg, list(sp.class_names)

@@ -38,19 +38,30 @@ def load_recording(path: str | Path) -> Sequence:
     return msr.load_msr_sequence(Path(str(stem).rstrip("_")))
 
 
-def predict_sequence(run_dir: str | Path, seq: Sequence, model=None) -> dict:
+def load_run(run_dir: str | Path):
+    """``(RunConfig, class names, model)`` of a run folder, the model loaded for inference.
+
+    Raises:
+        FileNotFoundError: no ``model.keras`` / ``config.json`` / ``classes.json``.
+    """
+    from kerasdance.models.lstm_cnn import load_model
+
+    run_dir = Path(run_dir)
+    for name in ("model.keras", "config.json", "classes.json"):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir} has no {name}: is it a kerasdance run folder?")
+    cfg = RunConfig.of_run(run_dir)
+    class_names = json.loads((run_dir / "classes.json").read_text())
+    return cfg, [str(c) for c in class_names], load_model(run_dir / "model.keras")
+
+
+def predict_sequence(run_dir: str | Path, seq: Sequence) -> dict:
     """Run a trained run's model on a whole sequence.
 
     Returns:
         ``{"label", "class_name", "confidence", "probs", "joints_m" (T, 20, 3) or None, "frame_index" (T,)}``.
     """
-    from kerasdance.models.lstm_cnn import load_model
-
-    run_dir = Path(run_dir)
-    cfg = RunConfig.of_run(run_dir)
-    class_names = json.loads((run_dir / "classes.json").read_text())
-    if model is None:
-        model = load_model(run_dir / "model.keras")
+    cfg, class_names, model = load_run(run_dir)
     keep = np.flatnonzero(seq.depth_valid) if seq.depth_mm is not None else np.arange(seq.num_frames)
     idx = keep[pp.resample_indices(keep.size, cfg.data.frames)]
     if cfg.model.input_mode == "depth":

@@ -233,7 +233,8 @@ def test_a_run_saved_before_later_model_fields_is_rebuilt_as_it_was_trained(tmp_
     was trained with (a 1x1 head conv, no temporal refinement), not today's defaults, or the weights do not fit."""
     from kerasdance.keras_backend import keras
     from kerasdance.models.lstm_cnn import build_lstm_cnn
-    from tools.export import export_clone, load_run
+    from kerasdance.predict import load_run
+    from tools.export import export_clone
 
     cfg = TINY.replace(model={"keypoint_kernel": 1, "keypoint_refine": 0})
     keras.utils.set_random_seed(0)
@@ -258,7 +259,7 @@ def test_a_fresh_process_loads_a_run_for_export(run):
     import subprocess
     from pathlib import Path
 
-    code = ("import sys; from tools.export import load_run; "
+    code = ("import sys; from kerasdance.predict import load_run; "
             "cfg, names, model = load_run(sys.argv[1]); print(len(names), len(model.outputs))")
     proc = subprocess.run([sys.executable, "-c", code, str(run.dir)], capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parents[1])

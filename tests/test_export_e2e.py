@@ -22,8 +22,8 @@ RELATIVE_BOUND = {"float16": 0.01, "dynamic": 0.05, "int8": 0.15}
 def trained(tmp_path_factory):
     from kerasdance.data.pipeline import WindowSampler
     from kerasdance.data.synthetic import write_set
+    from kerasdance.predict import load_run
     from kerasdance.training.trainer import load_train_data, train
-    from tools.export import load_run
 
     root = tmp_path_factory.mktemp("export_e2e")
     write_set("dance11", root / "data", seed=0, limit_per_class=2)  # 11 moves x (1 train + 1 test subject)

@@ -35,6 +35,7 @@ from kerasdance.config import RunConfig
 from kerasdance.data.pipeline import Prepared, WindowSampler
 from kerasdance.errors import KerasdanceError, ModelFileError
 from kerasdance.modelmeta import ModelMeta, file_sha256, load_meta, save_meta, sidecar_path
+from kerasdance.predict import load_run
 from kerasdance.skeleton import JOINT_NAMES
 from tools.convert import FORMATS, convert_in_subprocess, model_ops, save_fixed_signature
 
@@ -210,24 +211,6 @@ def compat_note(fmt: str, verified: bool) -> dict[str, Any]:
 
 
 # --- the Keras side -------------------------------------------------------------------------------------------
-def load_run(run_dir: str | Path):
-    """``(RunConfig, class names, model)`` of a run folder.
-
-    Raises:
-        FileNotFoundError: no ``model.keras`` / ``config.json`` / ``classes.json``.
-    """
-    from kerasdance.models.lstm_cnn import load_model
-
-    run_dir = Path(run_dir)
-    for name in ("model.keras", "config.json", "classes.json"):
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"{run_dir} has no {name}: is it a kerasdance run folder?")
-    cfg = RunConfig.of_run(run_dir)
-    class_names = json.loads((run_dir / "classes.json").read_text())
-    model = load_model(run_dir / "model.keras")
-    return cfg, [str(c) for c in class_names], model
-
-
 def export_clone(weights_from, run_cfg: RunConfig, unroll: bool, batch_size: int | None = 1):
     """The model's graph rebuilt with a fixed batch (1: what gets converted) and the LSTM (un)rolled."""
     from kerasdance.models.lstm_cnn import build_lstm_cnn
