@@ -75,7 +75,7 @@ def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="", train=Non
             "mpjpe_rel_mm": m["mpjpe_rel_mm"], "map_10cm": m["map_10cm"] * 100, "train_s": time.time() - t0,
             "epochs": epochs, "n_test": m["n_test"], "keypoint_weight": cfg.train.keypoint_weight,
             "keypoint_refine": cfg.model.keypoint_refine, "keypoint_kernel": cfg.model.keypoint_kernel,
-            "learning_rate": cfg.train.learning_rate}
+            "learning_rate": cfg.train.learning_rate, "ohem_ranking": cfg.train.ohem_ranking}
 
 
 #: Key-point variants: model and train overrides of the default config. Rows record the stem, the key-point loss
@@ -110,13 +110,15 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          "heat-map, stride 8, key-point weight 100, learning rate 4e-3": {"train": {"keypoint_weight": 100.0,
                                                                                   "learning_rate": 4e-3}},
          "heat-map, stride 8, key-point weight 100, learning rate 8e-3": {"train": {"keypoint_weight": 100.0,
-                                                                                  "learning_rate": 8e-3}}}
+                                                                                  "learning_rate": 8e-3}},
+         "heat-map, stride 8, OHEM ranks each loss": {"train": {"ohem_ranking": "each"}},
+         "heat-map, stride 8, OHEM ranks the class loss": {"train": {"ohem_ranking": "class"}}}
 #: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 #: Rows written before these fields were recorded were trained with the defaults of then.
 _HEAD_ROW_DEFAULTS = {"stem": "12-24-48-48", "seed": 0, "keypoint_weight": 3.0, "keypoint_refine": 0,
                       "keypoint_kernel": None,  # None: 3 where the head's name says "3x3 hidden conv", else 1
-                      "learning_rate": 2e-3}
+                      "learning_rate": 2e-3, "ohem_ranking": "sum"}
 
 
 def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: tuple[int, ...] = (0,)) -> None:
@@ -126,7 +128,7 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
     rows = [_head_row(r) for r in _jsonl(HEAD_RESULTS)]
     # A row counts as done only if it was trained as this head trains today (same stem, weight, refinement, conv).
     done = {(r["head"], r["seed"], r["epochs"], r["stem"], r["keypoint_weight"], r["keypoint_refine"],
-             r["keypoint_kernel"], r["learning_rate"]) for r in rows}
+             r["keypoint_kernel"], r["learning_rate"], r["ohem_ranking"]) for r in rows}
     # The stem comparison's runs are this head too (key-point weight 3, no refinement, the recipe of then).
     rows += [_head_row({**r, "head": "heat-map, stride 8", "note": "from the stem comparison"})
              for r in _jsonl(STEM_RESULTS) if r["stem"] != "12-24-48-48"]
@@ -136,7 +138,7 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
         stem = _stem_name(cfg.model)
         for seed in seeds:
             if (name, seed, epochs, stem, cfg.train.keypoint_weight, cfg.model.keypoint_refine,
-                    cfg.model.keypoint_kernel, cfg.train.learning_rate) in done:
+                    cfg.model.keypoint_kernel, cfg.train.learning_rate, cfg.train.ohem_ranking) in done:
                 continue
             r = full_run("msr20", "depth", epochs, seed=seed, model=over.get("model"), train=over.get("train"),
                          tag=f"-head{list(HEADS).index(name)}")
@@ -147,14 +149,15 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
                 f.write(json.dumps(row) + "\n")
             rows.append(row)
     out = []
-    keys = ("head", "stem", "keypoint_weight", "keypoint_refine", "keypoint_kernel", "learning_rate", "epochs")
-    for (head, stem, kw, refine, kernel, lr, ep), rs in sorted(
+    keys = ("head", "stem", "keypoint_weight", "keypoint_refine", "keypoint_kernel", "learning_rate", "ohem_ranking",
+            "epochs")
+    for (head, stem, kw, refine, kernel, lr, ohem, ep), rs in sorted(
             _group(rows, keys).items(),
-            key=lambda kv: (kv[0][1], kv[0][6], kv[0][2], kv[0][3], kv[0][4], kv[0][5], kv[0][0])):
+            key=lambda kv: (kv[0][1], kv[0][7], kv[0][2], kv[0][3], kv[0][4], kv[0][5], kv[0][6], kv[0][0])):
         arch = re.sub(r", (key-point weight [\d.]+|temporal refinement \d+|no temporal refinement|3x3 hidden conv"
-                      r"|learning rate [\d.e-]+)", "", head)
+                      r"|learning rate [\d.e-]+|OHEM ranks each loss|OHEM ranks the class loss)", "", head)
         out.append({"head": arch, "stem": stem, "kw": f"{kw:g}", "refine": refine or "—", "conv": f"{kernel}x{kernel}",
-                    "lr": f"{lr:g}", "epochs": ep,
+                    "lr": f"{lr:g}", "ohem": ohem, "epochs": ep,
                     "seeds": len(rs), "acc": _mean_sd(rs, "accuracy"), "mpjpe": _mean_sd(rs, "mpjpe_mm", 0),
                     "map": _mean_sd(rs, "map_10cm"), "train_s": f"{np.mean([r['train_s'] for r in rs]):.0f}",
                     "dates": ", ".join(sorted({r["date"] for r in rs})),
@@ -162,11 +165,13 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
     body = ["### Key-point heads (issue 3)", "",
             "msr20 depth, 100% labels, cross-subject, same recipe otherwise; mean ± sd over seeds (population sd); "
             "\"kp weight\": the key-point loss weight, \"refine\": the temporal refinement's kernel (— none), "
-            "\"kp conv\": the heat-map head's hidden conv. Rows "
+            "\"kp conv\": the heat-map head's hidden conv, \"OHEM ranks\": what hard-example mining ranks the "
+            "examples by (sum: the summed loss; each: the class and key-point losses each by its own; class: the "
+            "class loss, key-points on all). Rows "
             f"from `{HEAD_RESULTS.relative_to(HEAD_RESULTS.parents[2])}` (command and date in each row; the train "
             "time is only comparable between rows of the same date and epochs):", "",
             table(out, [("head", "key-point head"), ("stem", "stem"), ("kw", "kp weight"), ("refine", "refine"),
-                        ("conv", "kp conv"), ("lr", "learning rate"),
+                        ("conv", "kp conv"), ("lr", "learning rate"), ("ohem", "OHEM ranks"),
                         ("epochs", "epochs"), ("seeds", "seeds"), ("acc", "accuracy %"), ("mpjpe", "MPJPE mm"),
                         ("map", "joints within 10 cm %"), ("train_s", "train s"), ("dates", "dates"),
                         ("note", "note")])]

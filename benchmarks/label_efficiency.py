@@ -90,11 +90,16 @@ VARIANTS = {
     # under recipe 6 (weight 100 and learning rate 4e-3) these equal the plain variants.
     "supervised, key-point weight 100": {"self_training": False, "keypoint_weight": 100.0},
     "semi, after supervised, key-point weight 100": {"self_training": True, "keypoint_weight": 100.0},
+    # OHEM ranking by the class loss alone, the key-point loss on every example with targets
+    # (``TrainConfig.ohem_ranking="class"``): with the key-point weight at 100 the summed loss ranks by key-point error.
+    "supervised, OHEM ranks the class loss": {"self_training": False, "ohem_ranking": "class"},
+    "semi, after supervised, OHEM ranks the class loss": {"self_training": True, "ohem_ranking": "class"},
 }
 #: The supervised-only variant whose run is a self-training variant's supervised stage (same config, same code).
 STAGE_OF = {"semi, after supervised": "supervised", "semi, after supervised, mirror": "supervised, mirror",
             "semi, after supervised, 3x3 key-point conv": "supervised, 3x3 key-point conv",
-            "semi, after supervised, key-point weight 100": "supervised, key-point weight 100"}
+            "semi, after supervised, key-point weight 100": "supervised, key-point weight 100",
+            "semi, after supervised, OHEM ranks the class loss": "supervised, OHEM ranks the class loss"}
 
 
 def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int, input_mode: str) -> dict:

@@ -161,6 +161,10 @@ class TrainConfig(_Serialisable):
     label_smoothing: float = 0.05
     ohem_fraction: float = 0.7
     ohem_min_count: int = 4
+    # What OHEM ranks the examples by: "sum", the summed per-example loss (class + weighted key-point loss);
+    # "each", the class loss and the key-point loss each mined by its own ranking; "class", the class loss mined,
+    # the key-point loss on every example with targets.
+    ohem_ranking: str = "sum"
     self_training: bool = True
     # Self-training starts from a supervised-only run on the labelled sequences (RUN_DIR/supervised_stage/)
     # of this many epochs: its pseudo-labels are confident from the first epoch. -1: as many as ``epochs``;
@@ -202,6 +206,8 @@ class TrainConfig(_Serialisable):
         _check(self.supervised_stage_epochs >= -1,
                f"supervised_stage_epochs must be >= -1. Received: {self.supervised_stage_epochs!r}")
         _check(0 < self.ohem_fraction <= 1, f"ohem_fraction must be in (0, 1]. Received: {self.ohem_fraction!r}")
+        _check(self.ohem_ranking in ("sum", "each", "class"),
+               f"ohem_ranking must be sum, each or class. Received: {self.ohem_ranking!r}")
         _check(0 < self.pseudo_threshold < 1,
                f"pseudo_threshold must be in (0, 1). Received: pseudo_threshold={self.pseudo_threshold!r}")
         _check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1). Received: {self.ema_decay!r}")

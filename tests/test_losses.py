@@ -3,7 +3,7 @@ import pytest
 
 from kerasdance.keras_backend import tf
 from kerasdance.losses import cross_entropy, dice_ce_loss, keypoint_loss, soft_dice_loss
-from kerasdance.training.hard_mining import select_hard_examples
+from kerasdance.training.hard_mining import mined_loss, select_hard_examples
 from kerasdance.training.self_training import (
     align_distribution,
     alignment_ratio,
@@ -66,6 +66,31 @@ def test_ohem_min_count_and_valid_mask():
 def test_ohem_ties_are_deterministic():
     w = select_hard_examples(tf.constant([1.0, 1.0, 1.0, 1.0]), 0.5, 1).numpy()
     np.testing.assert_array_equal(w, [1, 1, 0, 0])
+
+
+def test_mined_loss_ranks_as_asked():
+    # Example 0 is hard for the classifier, 1 for the key-points; 3 has no label, only key-point targets.
+    cls = tf.constant([2.0, 0.1, 0.5, 0.0])
+    kp = tf.constant([0.5, 3.0, 0.2, 1.0])
+    cv, kv = tf.constant([1.0, 1.0, 1.0, 0.0]), tf.ones(4)
+
+    def loss(ranking):
+        return float(mined_loss(cls, kp, cv, kv, ranking, 0.5, 1))
+
+    assert loss("sum") == pytest.approx((2.5 + 3.1) / 2)  # sums 2.5 3.1 0.7 1.0: the 2 hardest of 4
+    assert loss("each") == pytest.approx((2.0 + 0.5) / 2 + (3.0 + 1.0) / 2)  # 2 of 3 labelled, 2 of 4 with targets
+    assert loss("class") == pytest.approx((2.0 + 0.5) / 2 + (0.5 + 3.0 + 0.2 + 1.0) / 4)
+    with pytest.raises(ValueError, match="ranking"):
+        loss("max")
+
+
+def test_mined_loss_passes_gradient_only_to_the_kept_examples():
+    cls = tf.Variable([2.0, 0.1, 0.5, 0.0])
+    kp = tf.constant([0.5, 3.0, 0.2, 1.0])
+    for ranking, kept in (("sum", [1, 1, 0, 0]), ("each", [1, 0, 1, 0])):
+        with tf.GradientTape() as tape:
+            out = mined_loss(cls, kp, tf.constant([1.0, 1.0, 1.0, 0.0]), tf.ones(4), ranking, 0.5, 1)
+        np.testing.assert_array_equal(tape.gradient(out, cls).numpy() > 0, np.array(kept, bool))
 
 
 def test_pseudo_label_mask_global_and_per_class():

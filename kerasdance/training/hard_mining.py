@@ -36,3 +36,37 @@ def select_hard_examples(
     order = tf.argsort(score, direction="DESCENDING", stable=True)
     ranks = tf.scatter_nd(order[:, None], tf.range(tf.size(loss)), tf.shape(loss))
     return tf.cast(tf.cast(ranks, tf.float32) < k, tf.float32) * valid
+
+
+def mined_mean(per_example_loss: tf.Tensor, fraction: float, min_count: int = 1, valid: tf.Tensor | None = None):
+    """The mean of ``per_example_loss`` over the examples ``select_hard_examples`` keeps (0 when none is valid).
+    The selection itself passes no gradient."""
+    w = select_hard_examples(tf.stop_gradient(per_example_loss), fraction, min_count, valid)
+    return tf.reduce_sum(w * per_example_loss) / tf.maximum(tf.reduce_sum(w), 1.0)
+
+
+def mined_loss(class_loss: tf.Tensor, keypoint_loss: tf.Tensor, class_valid: tf.Tensor, keypoint_valid: tf.Tensor,
+               ranking: str, fraction: float, min_count: int = 1) -> tf.Tensor:
+    """A batch's loss from per-example class and (weighted) key-point losses, hard examples mined by ``ranking``.
+
+    Args:
+        class_loss, keypoint_loss: ``(batch,)`` per-example losses (0 where not valid).
+        class_valid, keypoint_valid: ``(batch,)`` 1 where the example has a (pseudo-)label / key-point targets.
+        ranking: ``"sum"``: the hardest ``fraction`` by the summed loss, among the examples with either;
+            ``"each"``: the class loss over the hardest by class loss, plus the key-point loss over the hardest by
+            key-point loss; ``"class"``: the class loss mined, plus the key-point loss over every example with
+            targets. With a heavy key-point weight, ``"sum"`` ranks by the key-point error alone.
+        fraction, min_count: as ``select_hard_examples``.
+
+    Returns:
+        A scalar.
+    """
+    if ranking == "sum":
+        return mined_mean(class_loss + keypoint_loss, fraction, min_count, tf.maximum(class_valid, keypoint_valid))
+    if ranking == "each":
+        kp = mined_mean(keypoint_loss, fraction, min_count, keypoint_valid)
+    elif ranking == "class":
+        kp = mined_mean(keypoint_loss, 1.0, 0, keypoint_valid)
+    else:
+        raise ValueError(f"ranking must be sum, each or class. Received: {ranking!r}")
+    return mined_mean(class_loss, fraction, min_count, class_valid) + kp

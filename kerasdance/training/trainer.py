@@ -31,7 +31,7 @@ from kerasdance.errors import KerasdanceError
 from kerasdance.keras_backend import keras, tf
 from kerasdance.losses import dice_ce_loss, keypoint_loss
 from kerasdance.models.lstm_cnn import build_lstm_cnn, load_model
-from kerasdance.training.hard_mining import select_hard_examples
+from kerasdance.training.hard_mining import mined_loss, mined_mean
 from kerasdance.training.self_training import (
     align_distribution,
     alignment_ratio,
@@ -143,22 +143,16 @@ class Trainer:
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     # --- one step -------------------------------------------------------------------------------------------
-    def _losses(self, out, onehot, class_valid, joints, mask):
+    def _loss(self, out, onehot, class_valid, joints, mask):
+        """The batch's loss: Dice-CE on the examples with a (pseudo-)label, the weighted key-point loss on those with
+        (pseudo-)targets, hard examples mined as ``TrainConfig.ohem_ranking`` says."""
         t = self.cfg.train
         cls = dice_ce_loss(onehot, out["logits"], t.dice_weight, t.ce_weight, t.label_smoothing) * class_valid
-        per = cls
-        if self.depth:
-            per = per + t.keypoint_weight * keypoint_loss(joints, out["keypoints"], mask)
-        return per
-
-    def _hard_example_weights(self, per, valid):
-        """OHEM: 1 for the examples of ``per`` (per-example losses) that are back-propagated, 0 for the rest."""
-        t = self.cfg.train
-        return select_hard_examples(tf.stop_gradient(per), t.ohem_fraction, t.ohem_min_count, valid)
-
-    def _mined_mean(self, per, valid):
-        w = self._hard_example_weights(per, valid)
-        return tf.reduce_sum(w * per) / tf.maximum(tf.reduce_sum(w), 1.0)
+        kp_valid = tf.cast(tf.reduce_sum(mask, axis=[1, 2]) > 0, tf.float32)
+        if not self.depth:
+            return mined_mean(cls, t.ohem_fraction, t.ohem_min_count, tf.maximum(class_valid, kp_valid))
+        kp = t.keypoint_weight * keypoint_loss(joints, out["keypoints"], mask)
+        return mined_loss(cls, kp, class_valid, kp_valid, t.ohem_ranking, t.ohem_fraction, t.ohem_min_count)
 
     def _step(self, batch, unl_weight):
         t = self.cfg.train
@@ -192,13 +186,10 @@ class Trainer:
             outputs.update(pseudo_mask=pmask, pseudo_label=pseudo, pseudo_conf=tf.reduce_max(t_probs, -1))
         with tf.GradientTape() as tape:
             out = self.model(batch["x"], training=True)
-            per = self._losses(out, onehot, labelled, batch["joints"], batch["mask"])
-            loss = self._mined_mean(per, tf.maximum(labelled, has_kp))
+            loss = self._loss(out, onehot, labelled, batch["joints"], batch["mask"])
             if self.semi:
                 out_s = self.model(batch["x_strong"], training=True)
-                per_s = self._losses(out_s, tf.one_hot(s_label, n_cls), s_valid, s_joints, s_mask)
-                s_any = tf.maximum(tf.maximum(s_valid, has_kp), tf.reduce_max(s_mask, axis=[1, 2]))
-                loss = loss + unl_weight * self._mined_mean(per_s, s_any)
+                loss = loss + unl_weight * self._loss(out_s, tf.one_hot(s_label, n_cls), s_valid, s_joints, s_mask)
             loss = loss + tf.add_n(self.model.losses) if self.model.losses else loss
             scaled = loss / self.strategy.num_replicas_in_sync
         grads = tape.gradient(scaled, self.model.trainable_variables)
