@@ -21,13 +21,16 @@ def main() -> None:
     bench_train.main(["--heads", "--epochs", "120", "--seeds", "0,1,2", "--head", same_as_default[1],
                       "--head", "heat-map, stride 8, 3x3 hidden conv, key-point weight 30",
                       "--head", "heat-map, stride 8, temporal refinement 5, key-point weight 10",
-                      "--head", "heat-map, stride 8, no temporal refinement, key-point weight 3"])
+                      "--head", "heat-map, stride 8, no temporal refinement, key-point weight 3",
+                      "--head", "heat-map, stride 8, OHEM ranks the class loss"])
     label_efficiency.main(["--sets", "msr20", "--matched-steps", "--epochs", "40"])
     # dance11: 5% and 10% keep the same sequences as 20% (1 per class), so they would repeat its rows.
     label_efficiency.main(["--sets", "dance11", "--fractions", "0.2,0.5,1.0", "--pretraining", "--matched-steps",
                            "--epochs", "40"])
     label_efficiency.main(["--sets", "msr20,dance11", "--fractions", "0.2",
                            "--only", "semi, after supervised, no distribution alignment"])
+    label_efficiency.main(["--sets", "msr20,dance11", "--fractions", "0.2",
+                           "--only", "semi, after supervised, OHEM ranks the class loss"])
     label_efficiency.main(["--sets", "msr20", "--fractions", "0.2", "--only", "semi, fixed threshold 0.95",
                            "--only", "semi, no key-point consistency",
                            "--only", "semi, after supervised, fixed threshold 0.95"])

@@ -163,7 +163,8 @@ class TrainConfig(_Serialisable):
     ohem_min_count: int = 4
     # What OHEM ranks the examples by: "sum", the summed per-example loss (class + weighted key-point loss);
     # "each", the class loss and the key-point loss each mined by its own ranking; "class", the class loss mined,
-    # the key-point loss on every example with targets.
+    # the key-point loss on every example with targets. On the synthetic sets none differed beyond the seeds' spread,
+    # with all labels or 20% (docs/EXPERIMENTS.md, "What OHEM ranks").
     ohem_ranking: str = "sum"
     self_training: bool = True
     # Self-training starts from a supervised-only run on the labelled sequences (RUN_DIR/supervised_stage/)
