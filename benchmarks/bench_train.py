@@ -75,7 +75,8 @@ def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="", train=Non
             "mpjpe_rel_mm": m["mpjpe_rel_mm"], "map_10cm": m["map_10cm"] * 100, "train_s": time.time() - t0,
             "epochs": epochs, "n_test": m["n_test"], "keypoint_weight": cfg.train.keypoint_weight,
             "keypoint_refine": cfg.model.keypoint_refine, "keypoint_kernel": cfg.model.keypoint_kernel,
-            "learning_rate": cfg.train.learning_rate, "ohem_ranking": cfg.train.ohem_ranking}
+            "learning_rate": cfg.train.learning_rate, "ohem_ranking": cfg.train.ohem_ranking,
+            "heatmap_weight": cfg.train.heatmap_weight}
 
 
 #: Key-point variants: model and train overrides of the default config. Rows record the stem, the key-point loss
@@ -112,13 +113,17 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          "heat-map, stride 8, key-point weight 100, learning rate 8e-3": {"train": {"keypoint_weight": 100.0,
                                                                                   "learning_rate": 8e-3}},
          "heat-map, stride 8, OHEM ranks each loss": {"train": {"ohem_ranking": "each"}},
-         "heat-map, stride 8, OHEM ranks the class loss": {"train": {"ohem_ranking": "class"}}}
+         "heat-map, stride 8, OHEM ranks the class loss": {"train": {"ohem_ranking": "class"}},
+         # The heat-map regulariser (TrainConfig.heatmap_weight, losses.heatmap_loss) at three weights.
+         "heat-map, stride 8, heat-map regulariser 3": {"train": {"heatmap_weight": 3.0}},
+         "heat-map, stride 8, heat-map regulariser 10": {"train": {"heatmap_weight": 10.0}},
+         "heat-map, stride 8, heat-map regulariser 30": {"train": {"heatmap_weight": 30.0}}}
 #: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 #: Rows written before these fields were recorded were trained with the defaults of then.
 _HEAD_ROW_DEFAULTS = {"stem": "12-24-48-48", "seed": 0, "keypoint_weight": 3.0, "keypoint_refine": 0,
                       "keypoint_kernel": None,  # None: 3 where the head's name says "3x3 hidden conv", else 1
-                      "learning_rate": 2e-3, "ohem_ranking": "sum"}
+                      "learning_rate": 2e-3, "ohem_ranking": "sum", "heatmap_weight": 0.0}
 
 
 def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: tuple[int, ...] = (0,)) -> None:
@@ -128,7 +133,7 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
     rows = [_head_row(r) for r in _jsonl(HEAD_RESULTS)]
     # A row counts as done only if it was trained as this head trains today (same stem, weight, refinement, conv).
     done = {(r["head"], r["seed"], r["epochs"], r["stem"], r["keypoint_weight"], r["keypoint_refine"],
-             r["keypoint_kernel"], r["learning_rate"], r["ohem_ranking"]) for r in rows}
+             r["keypoint_kernel"], r["learning_rate"], r["ohem_ranking"], r["heatmap_weight"]) for r in rows}
     # The stem comparison's runs are this head too (key-point weight 3, no refinement, the recipe of then).
     rows += [_head_row({**r, "head": "heat-map, stride 8", "note": "from the stem comparison"})
              for r in _jsonl(STEM_RESULTS) if r["stem"] != "12-24-48-48"]
@@ -138,7 +143,8 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
         stem = _stem_name(cfg.model)
         for seed in seeds:
             if (name, seed, epochs, stem, cfg.train.keypoint_weight, cfg.model.keypoint_refine,
-                    cfg.model.keypoint_kernel, cfg.train.learning_rate, cfg.train.ohem_ranking) in done:
+                    cfg.model.keypoint_kernel, cfg.train.learning_rate, cfg.train.ohem_ranking,
+                    cfg.train.heatmap_weight) in done:
                 continue
             r = full_run("msr20", "depth", epochs, seed=seed, model=over.get("model"), train=over.get("train"),
                          tag=f"-head{list(HEADS).index(name)}")

@@ -158,6 +158,9 @@ class TrainConfig(_Serialisable):
     # 3 until recipe 4, 10 until recipe 5, 30 until recipe 6: each step lowered the key-point error at about the same
     # accuracy; 300 lowered it no further and cost accuracy (BENCHMARKS.md, "Key-point heads")
     keypoint_weight: float = 100.0
+    # Weight of the heat-map regulariser (``losses.heatmap_loss``: KL from a one-cell Gaussian at the joint to each
+    # joint's heat map; heat-map head only), added to the key-point loss; 0: none.
+    heatmap_weight: float = 0.0
     label_smoothing: float = 0.05
     ohem_fraction: float = 0.7
     ohem_min_count: int = 4
@@ -207,6 +210,7 @@ class TrainConfig(_Serialisable):
         _check(self.supervised_stage_epochs >= -1,
                f"supervised_stage_epochs must be >= -1. Received: {self.supervised_stage_epochs!r}")
         _check(0 < self.ohem_fraction <= 1, f"ohem_fraction must be in (0, 1]. Received: {self.ohem_fraction!r}")
+        _check(self.heatmap_weight >= 0, f"heatmap_weight must be >= 0. Received: {self.heatmap_weight!r}")
         _check(self.ohem_ranking in ("sum", "each", "class"),
                f"ohem_ranking must be sum, each or class. Received: {self.ohem_ranking!r}")
         _check(0 < self.pseudo_threshold < 1,
@@ -229,6 +233,11 @@ class RunConfig(_Serialisable):
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        _check(not (self.train.heatmap_weight > 0 and self.model.keypoint_head != "heatmap"),
+               f"heatmap_weight needs the heat-map key-point head. Received: heatmap_weight="
+               f"{self.train.heatmap_weight!r} with keypoint_head={self.model.keypoint_head!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:

@@ -58,3 +58,36 @@ def keypoint_loss(target: tf.Tensor, pred: tf.Tensor, mask: tf.Tensor) -> tf.Ten
     num = tf.reduce_sum(dist * mask, axis=[1, 2])
     den = tf.reduce_sum(mask, axis=[1, 2])
     return tf.math.divide_no_nan(num, den)
+
+
+def heatmap_loss(target: tf.Tensor, heat_logits: tf.Tensor, mask: tf.Tensor, sigma: float | None = None) -> tf.Tensor:
+    """Mean over the valid joints of ``KL(q || softmax(heat_logits))``, ``q`` a Gaussian on the heat-map cells
+    centred at the target joint's (x, y): a distribution regulariser for soft-argmax key-points (as DSNT's), which
+    asks for one peak where the joint is rather than any spread whose mean lands there.
+
+    Args:
+        target: ``(batch, frames, joints, 3)`` normalised crop coordinates (x, y used).
+        heat_logits: ``(batch, frames, H, W, joints)`` heat-map logits over cells whose centres are at
+            ``(i + 0.5) / n * 2 - 1``, as ``SoftArgmax2D`` reads them.
+        mask: ``(batch, frames, joints)`` 1 where the target is valid.
+        sigma: the Gaussian's sd in normalised units; one cell (``2 / W``) when None.
+
+    Returns:
+        ``(batch,)``; 0 for an example without any valid joint.
+    """
+    shape = heat_logits.shape
+    H, W = int(shape[2]), int(shape[3])
+    sigma = 2.0 / W if sigma is None else sigma
+    cols = (tf.range(W, dtype=tf.float32) + 0.5) / W * 2.0 - 1.0
+    rows = (tf.range(H, dtype=tf.float32) + 0.5) / H * 2.0 - 1.0
+    dx = target[..., 0:1] - cols  # (batch, frames, joints, W)
+    dy = target[..., 1:2] - rows  # (batch, frames, joints, H)
+    logq = -(dy[..., :, None] ** 2 + dx[..., None, :] ** 2) / (2.0 * sigma**2)  # (batch, frames, joints, H, W)
+    logq = tf.reshape(logq, tf.concat([tf.shape(logq)[:3], [H * W]], 0))
+    logq = tf.nn.log_softmax(logq, axis=-1)
+    logp = tf.transpose(tf.reshape(heat_logits, tf.concat([tf.shape(heat_logits)[:2], [H * W, -1]], 0)),
+                        [0, 1, 3, 2])  # (batch, frames, joints, H*W)
+    logp = tf.nn.log_softmax(logp, axis=-1)
+    kl = tf.reduce_sum(tf.exp(logq) * (logq - logp), axis=-1)
+    num = tf.reduce_sum(kl * mask, axis=[1, 2])
+    return tf.math.divide_no_nan(num, tf.reduce_sum(mask, axis=[1, 2]))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kerasdance.keras_backend import tf
-from kerasdance.losses import cross_entropy, dice_ce_loss, keypoint_loss, soft_dice_loss
+from kerasdance.losses import cross_entropy, dice_ce_loss, heatmap_loss, keypoint_loss, soft_dice_loss
 from kerasdance.training.hard_mining import mined_loss, select_hard_examples
 from kerasdance.training.self_training import (
     align_distribution,
@@ -44,6 +44,28 @@ def test_keypoint_loss_masks_missing_joints():
     p[0, 0, 1] = [100, 0, 0]  # masked out
     m = np.array([[[1, 0]], [[0, 0]]], np.float32)
     np.testing.assert_allclose(keypoint_loss(t, p, m).numpy(), [5.0, 0.0], atol=1e-3)
+
+
+def test_heatmap_loss_is_the_kl_from_a_gaussian_at_the_joint():
+    H = W = 4
+    centres = (np.arange(4) + 0.5) / 4 * 2 - 1  # -0.75 -0.25 0.25 0.75
+    target = np.zeros((1, 1, 2, 3), np.float32)
+    target[0, 0, 0, :2] = [0.25, -0.75]  # joint 0 at column 2, row 0
+    target[0, 0, 1, :2] = [0.1, 0.3]  # joint 1 between cells
+    d2 = (centres[None, :, None] - target[0, 0, :, 1][:, None, None]) ** 2 + \
+         (centres[None, None, :] - target[0, 0, :, 0][:, None, None]) ** 2  # (joints, H, W)
+    q = np.exp(-d2 / (2 * 0.5**2))
+    q /= q.sum(axis=(1, 2), keepdims=True)
+    mask = np.ones((1, 1, 2), np.float32)
+    exact = np.log(q).transpose(1, 2, 0)[None, None].astype(np.float32)  # (1, 1, H, W, joints)
+    np.testing.assert_allclose(heatmap_loss(target, exact, mask).numpy(), [0.0], atol=1e-5)
+    flat = np.zeros((1, 1, H, W, 2), np.float32)  # uniform: KL = log(HW) - entropy(q)
+    want = np.mean([np.log(H * W) + (q[j] * np.log(q[j])).sum() for j in range(2)])
+    np.testing.assert_allclose(heatmap_loss(target, flat, mask).numpy(), [want], rtol=1e-5)
+    wrong = np.zeros((1, 1, H, W, 2), np.float32)
+    wrong[0, 0, 3, 0] = 10.0  # both joints' peak in the far corner
+    assert float(heatmap_loss(target, wrong, mask)[0]) > want
+    np.testing.assert_allclose(heatmap_loss(target, wrong, np.zeros_like(mask)).numpy(), [0.0])  # no valid joint
 
 
 def test_ohem_keeps_the_hardest_fraction():

@@ -69,6 +69,23 @@ def test_supervised_only_with_hidden_labels_trains_on_labelled_batches(tmp_path,
     assert np.isfinite(tr.run_epoch(0, None)["loss"])
 
 
+def test_heatmap_regulariser_trains_the_model_and_keeps_its_outputs(tmp_path, prepared_factory):
+    """``heatmap_weight``: the step reads the heat-map logits through a view of the same layers; the model that is
+    saved and exported keeps its two outputs, and the regulariser changes what it learns."""
+    cfg = TINY.replace(train={"heatmap_weight": 10.0})
+    tr = _trainer(tmp_path / "hm", prepared_factory, cfg)
+    assert set(tr.train_model.output) == {"keypoints", "logits", "heatmap"}
+    assert set(tr.model.output) == {"keypoints", "logits"}
+    plain = _trainer(tmp_path / "plain", prepared_factory)
+    np.testing.assert_array_equal(tr.model.get_weights()[0], plain.model.get_weights()[0])  # the same start
+    assert np.isfinite(tr.run_epoch(0, None)["loss"])
+    plain.run_epoch(0, None)
+    w, w0 = tr.model.get_layer("kp_out").get_weights()[0], plain.model.get_layer("kp_out").get_weights()[0]
+    assert not np.allclose(w, w0)
+    with pytest.raises(ValueError, match="heat-map key-point head"):
+        TINY.replace(model={"keypoint_head": "dense"}, train={"heatmap_weight": 1.0})
+
+
 def test_checkpoint_resume_gives_identical_weights(tmp_path, prepared_factory):
     a = _trainer(tmp_path / "a", prepared_factory)
     for e in range(3):

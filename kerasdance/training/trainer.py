@@ -29,7 +29,7 @@ from kerasdance.data import pipeline
 from kerasdance.data.pipeline import Augment, WindowSampler
 from kerasdance.errors import KerasdanceError
 from kerasdance.keras_backend import keras, tf
-from kerasdance.losses import dice_ce_loss, keypoint_loss
+from kerasdance.losses import dice_ce_loss, heatmap_loss, keypoint_loss
 from kerasdance.models.lstm_cnn import build_lstm_cnn, load_model
 from kerasdance.training.hard_mining import mined_loss, mined_mean
 from kerasdance.training.self_training import (
@@ -122,6 +122,12 @@ class Trainer:
         self.use_tf_data = strategy is not tf.distribute.get_strategy()
         with strategy.scope():
             self.model = build_lstm_cnn(cfg.model, cfg.data)
+            # What the training step calls: the model, plus the heat-map logits where a loss reads them (the same
+            # layers and weights; what is saved and exported stays the model alone).
+            self.train_model = self.model
+            if self.depth and t.heatmap_weight > 0:
+                self.train_model = keras.Model(self.model.inputs,
+                                               {**self.model.output, "heatmap": self.model.get_layer("kp_out").output})
             self.teacher = build_lstm_cnn(cfg.model, cfg.data)
             self.teacher.set_weights(self.model.get_weights())
             schedule = WarmupCosine(t.learning_rate, t.warmup_epochs * self.steps_per_epoch,
@@ -152,6 +158,8 @@ class Trainer:
         if not self.depth:
             return mined_mean(cls, t.ohem_fraction, t.ohem_min_count, tf.maximum(class_valid, kp_valid))
         kp = t.keypoint_weight * keypoint_loss(joints, out["keypoints"], mask)
+        if "heatmap" in out:
+            kp = kp + t.heatmap_weight * heatmap_loss(joints, out["heatmap"][..., : self.cfg.model.num_joints], mask)
         return mined_loss(cls, kp, class_valid, kp_valid, t.ohem_ranking, t.ohem_fraction, t.ohem_min_count)
 
     def _step(self, batch, unl_weight):
@@ -185,10 +193,10 @@ class Trainer:
                 s_joints, s_mask = batch["joints"], batch["mask"]
             outputs.update(pseudo_mask=pmask, pseudo_label=pseudo, pseudo_conf=tf.reduce_max(t_probs, -1))
         with tf.GradientTape() as tape:
-            out = self.model(batch["x"], training=True)
+            out = self.train_model(batch["x"], training=True)
             loss = self._loss(out, onehot, labelled, batch["joints"], batch["mask"])
             if self.semi:
-                out_s = self.model(batch["x_strong"], training=True)
+                out_s = self.train_model(batch["x_strong"], training=True)
                 loss = loss + unl_weight * self._loss(out_s, tf.one_hot(s_label, n_cls), s_valid, s_joints, s_mask)
             loss = loss + tf.add_n(self.model.losses) if self.model.losses else loss
             scaled = loss / self.strategy.num_replicas_in_sync
