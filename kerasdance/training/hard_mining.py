@@ -55,7 +55,7 @@ def mined_loss(class_loss: tf.Tensor, keypoint_loss: tf.Tensor, class_valid: tf.
         ranking: ``"sum"``: the hardest ``fraction`` by the summed loss, among the examples with either;
             ``"each"``: the class loss over the hardest by class loss, plus the key-point loss over the hardest by
             key-point loss; ``"class"``: the class loss mined, plus the key-point loss over every example with
-            targets. With a heavy key-point weight, ``"sum"`` ranks by the key-point error alone.
+            targets. With a heavy key-point weight, ``"sum"`` ranks mostly by the key-point error.
         fraction, min_count: as ``select_hard_examples``.
 
     Returns:
