@@ -91,13 +91,11 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          # Recipe 4's default spelled out (the name its 120-epoch rows were run under).
          "heat-map, stride 8, temporal refinement 5, key-point weight 10": {
              "model": {"keypoint_refine": 5, "keypoint_kernel": 1},
-             "train": {"keypoint_weight": 10.0, "learning_rate": 2e-3,
-                                                                                 "heatmap_weight": 0.0}},
+             "train": {"keypoint_weight": 10.0, "learning_rate": 2e-3}},
          # The default of recipe 3 (before 2026-11-30 evening), for the comparison over seeds.
          "heat-map, stride 8, no temporal refinement, key-point weight 3": {
              "model": {"keypoint_refine": 0, "keypoint_kernel": 1},
-             "train": {"keypoint_weight": 3.0, "learning_rate": 2e-3,
-                                                                                 "heatmap_weight": 0.0}},
+             "train": {"keypoint_weight": 3.0, "learning_rate": 2e-3}},
          # Today's head on a stem whose first layer is a 4x4 patch conv with stride 4 (no S/2 map; stem "p4-...").
          "heat-map, stride 8, patch-4 stem": {"model": {"stem_filters": (16, 32, 48), "stem_first_stride": 4}},
          "heat-map, stride 8, 64 key-point channels": {"model": {"keypoint_channels": 64}},
@@ -105,16 +103,13 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          # Recipe 5's default spelled out (its learning rate pinned since recipe 6 changed it).
          "heat-map, stride 8, 3x3 hidden conv, key-point weight 30": {"model": {"keypoint_kernel": 3},
                                                                        "train": {"keypoint_weight": 30.0,
-                                                                                 "learning_rate": 2e-3,
-                                                                                 "heatmap_weight": 0.0}},
+                                                                                 "learning_rate": 2e-3}},
          "heat-map, stride 8, key-point weight 100": {"train": {"keypoint_weight": 100.0}},
          "heat-map, stride 8, key-point weight 300": {"train": {"keypoint_weight": 300.0}},
          "heat-map, stride 8, key-point weight 100, 64 key-point channels": {"model": {"keypoint_channels": 64},
                                                                             "train": {"keypoint_weight": 100.0}},
-         # Recipe 6's default spelled out (the regulariser pinned off since recipe 7 turned it on).
          "heat-map, stride 8, key-point weight 100, learning rate 4e-3": {"train": {"keypoint_weight": 100.0,
-                                                                                  "learning_rate": 4e-3,
-                                                                                  "heatmap_weight": 0.0}},
+                                                                                  "learning_rate": 4e-3}},
          "heat-map, stride 8, key-point weight 100, learning rate 8e-3": {"train": {"keypoint_weight": 100.0,
                                                                                   "learning_rate": 8e-3}},
          "heat-map, stride 8, OHEM ranks each loss": {"train": {"ohem_ranking": "each"}},
@@ -161,15 +156,14 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
             rows.append(row)
     out = []
     keys = ("head", "stem", "keypoint_weight", "keypoint_refine", "keypoint_kernel", "learning_rate", "ohem_ranking",
-            "heatmap_weight", "epochs")
-    for (head, stem, kw, refine, kernel, lr, ohem, hm, ep), rs in sorted(
+            "epochs")
+    for (head, stem, kw, refine, kernel, lr, ohem, ep), rs in sorted(
             _group(rows, keys).items(),
-            key=lambda kv: (kv[0][1], kv[0][8], kv[0][2], kv[0][3], kv[0][4], kv[0][5], kv[0][6], kv[0][7], kv[0][0])):
+            key=lambda kv: (kv[0][1], kv[0][7], kv[0][2], kv[0][3], kv[0][4], kv[0][5], kv[0][6], kv[0][0])):
         arch = re.sub(r", (key-point weight [\d.]+|temporal refinement \d+|no temporal refinement|3x3 hidden conv"
-                      r"|learning rate [\d.e-]+|OHEM ranks each loss|OHEM ranks the class loss"
-                      r"|heat-map regulariser [\d.]+)", "", head)
+                      r"|learning rate [\d.e-]+|OHEM ranks each loss|OHEM ranks the class loss)", "", head)
         out.append({"head": arch, "stem": stem, "kw": f"{kw:g}", "refine": refine or "—", "conv": f"{kernel}x{kernel}",
-                    "lr": f"{lr:g}", "ohem": ohem, "hm": f"{hm:g}", "epochs": ep,
+                    "lr": f"{lr:g}", "ohem": ohem, "epochs": ep,
                     "seeds": len(rs), "acc": _mean_sd(rs, "accuracy"), "mpjpe": _mean_sd(rs, "mpjpe_mm", 0),
                     "map": _mean_sd(rs, "map_10cm"), "train_s": f"{np.mean([r['train_s'] for r in rs]):.0f}",
                     "dates": ", ".join(sorted({r["date"] for r in rs})),
@@ -179,11 +173,11 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
             "\"kp weight\": the key-point loss weight, \"refine\": the temporal refinement's kernel (— none), "
             "\"kp conv\": the heat-map head's hidden conv, \"OHEM ranks\": what hard-example mining ranks the "
             "examples by (sum: the summed loss; each: the class and key-point losses each by its own; class: the "
-            "class loss, key-points on all), \"hm reg\": the heat-map regulariser's weight. Rows "
+            "class loss, key-points on all). Rows "
             f"from `{HEAD_RESULTS.relative_to(HEAD_RESULTS.parents[2])}` (command and date in each row; the train "
             "time is only comparable between rows of the same date and epochs):", "",
             table(out, [("head", "key-point head"), ("stem", "stem"), ("kw", "kp weight"), ("refine", "refine"),
-                        ("conv", "kp conv"), ("lr", "learning rate"), ("ohem", "OHEM ranks"), ("hm", "hm reg"),
+                        ("conv", "kp conv"), ("lr", "learning rate"), ("ohem", "OHEM ranks"),
                         ("epochs", "epochs"), ("seeds", "seeds"), ("acc", "accuracy %"), ("mpjpe", "MPJPE mm"),
                         ("map", "joints within 10 cm %"), ("train_s", "train s"), ("dates", "dates"),
                         ("note", "note")])]

@@ -159,9 +159,9 @@ class TrainConfig(_Serialisable):
     # accuracy; 300 lowered it no further and cost accuracy (BENCHMARKS.md, "Key-point heads")
     keypoint_weight: float = 100.0
     # Weight of the heat-map regulariser (``losses.heatmap_loss``: KL from a one-cell Gaussian at the joint to each
-    # joint's heat map; the heat-map head only), added to the key-point loss; 0: none. 10 since recipe 7: 62 against
-    # 64 mm on synthetic msr20 after 120 epochs (3 seeds; 3 and 30 did less, seed 0; docs/EXPERIMENTS.md).
-    heatmap_weight: float = 10.0
+    # joint's heat map; heat-map head only), added to the key-point loss; 0: none. Weight 10 gave 63 against 64 mm
+    # on synthetic msr20 (all labels, 3 seeds) and cost dance11's 20%-label runs 4.5 points (docs/EXPERIMENTS.md).
+    heatmap_weight: float = 0.0
     label_smoothing: float = 0.05
     ohem_fraction: float = 0.7
     ohem_min_count: int = 4
@@ -235,6 +235,11 @@ class RunConfig(_Serialisable):
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
+    def __post_init__(self):
+        _check(not (self.train.heatmap_weight > 0 and self.model.keypoint_head != "heatmap"),
+               f"heatmap_weight needs the heat-map key-point head. Received: heatmap_weight="
+               f"{self.train.heatmap_weight!r} with keypoint_head={self.model.keypoint_head!r}")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         unknown = set(d) - {"data", "model", "train"}
@@ -284,4 +289,4 @@ class RunConfig(_Serialisable):
 
 #: Fields added after runs were first saved, with the value a run saved without them was trained with.
 SAVED_RUN_ADDED_FIELDS = {"model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0},
-                          "train": {"distribution_alignment": False, "heatmap_weight": 0.0}}
+                          "train": {"distribution_alignment": False}}

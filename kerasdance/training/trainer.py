@@ -125,7 +125,7 @@ class Trainer:
             # What the training step calls: the model, plus the heat-map logits where a loss reads them (the same
             # layers and weights; what is saved and exported stays the model alone).
             self.train_model = self.model
-            if self.depth and t.heatmap_weight > 0 and cfg.model.keypoint_head == "heatmap":
+            if self.depth and t.heatmap_weight > 0:
                 self.train_model = keras.Model(self.model.inputs,
                                                {**self.model.output, "heatmap": self.model.get_layer("kp_out").output})
             self.teacher = build_lstm_cnn(cfg.model, cfg.data)
