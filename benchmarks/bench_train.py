@@ -131,7 +131,8 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
     from kerasdance.config import RunConfig
 
     rows = [_head_row(r) for r in _jsonl(HEAD_RESULTS)]
-    # A row counts as done only if it was trained as this head trains today (same stem, weight, refinement, conv).
+    # A row counts as done only if it was trained as this head trains today (same stem, weight, refinement, conv,
+    # learning rate, OHEM ranking and heat-map regulariser).
     done = {(r["head"], r["seed"], r["epochs"], r["stem"], r["keypoint_weight"], r["keypoint_refine"],
              r["keypoint_kernel"], r["learning_rate"], r["ohem_ranking"], r["heatmap_weight"]) for r in rows}
     # The stem comparison's runs are this head too (key-point weight 3, no refinement, the recipe of then).

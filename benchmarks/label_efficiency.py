@@ -91,7 +91,8 @@ VARIANTS = {
     "supervised, key-point weight 100": {"self_training": False, "keypoint_weight": 100.0},
     "semi, after supervised, key-point weight 100": {"self_training": True, "keypoint_weight": 100.0},
     # OHEM ranking by the class loss alone, the key-point loss on every example with targets
-    # (``TrainConfig.ohem_ranking="class"``): with the key-point weight at 100 the summed loss ranks by key-point error.
+    # (``TrainConfig.ohem_ranking="class"``): with the key-point weight at 100 the summed loss ranks mostly by key-point
+    # error.
     "supervised, OHEM ranks the class loss": {"self_training": False, "ohem_ranking": "class"},
     "semi, after supervised, OHEM ranks the class loss": {"self_training": True, "ohem_ranking": "class"},
     # The heat-map regulariser (``TrainConfig.heatmap_weight``) at 10: 63 against 64 mm with all labels (bench_train).
