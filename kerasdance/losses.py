@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from kerasdance.data.preprocess import cell_centres
 from kerasdance.keras_backend import tf
 
 _EPS = 1e-6
@@ -67,8 +68,8 @@ def heatmap_loss(target: tf.Tensor, heat_logits: tf.Tensor, mask: tf.Tensor, sig
 
     Args:
         target: ``(batch, frames, joints, 3)`` normalised crop coordinates (x, y used).
-        heat_logits: ``(batch, frames, H, W, joints)`` heat-map logits over cells whose centres are at
-            ``(i + 0.5) / n * 2 - 1``, as ``SoftArgmax2D`` reads them.
+        heat_logits: ``(batch, frames, H, W, joints)`` heat-map logits over cells centred at
+            ``preprocess.cell_centres``, as ``SoftArgmax2D`` reads them.
         mask: ``(batch, frames, joints)`` 1 where the target is valid.
         sigma: the Gaussian's sd in normalised units; one cell (``2 / W``) when None.
 
@@ -78,8 +79,8 @@ def heatmap_loss(target: tf.Tensor, heat_logits: tf.Tensor, mask: tf.Tensor, sig
     shape = heat_logits.shape
     H, W = int(shape[2]), int(shape[3])
     sigma = 2.0 / W if sigma is None else sigma
-    cols = (tf.range(W, dtype=tf.float32) + 0.5) / W * 2.0 - 1.0
-    rows = (tf.range(H, dtype=tf.float32) + 0.5) / H * 2.0 - 1.0
+    cols = tf.constant(cell_centres(W), tf.float32)
+    rows = tf.constant(cell_centres(H), tf.float32)
     dx = target[..., 0:1] - cols  # (batch, frames, joints, W)
     dy = target[..., 1:2] - rows  # (batch, frames, joints, H)
     logq = -(dy[..., :, None] ** 2 + dx[..., None, :] ** 2) / (2.0 * sigma**2)  # (batch, frames, joints, H, W)

@@ -242,7 +242,7 @@ class Augment:
 def affine_crops(crops: np.ndarray, rot: float, scale: float, shift: np.ndarray) -> np.ndarray:
     """Resample ``(frames, S, S)`` crops: output pixel (a, b) reads input ``scale * R(rot) (a, b) + shift``."""
     S = crops.shape[-1]
-    t = (np.arange(S) + 0.5) / S * 2.0 - 1.0
+    t = pp.cell_centres(S)
     a, b = np.meshgrid(t, t)
     c, s = np.cos(rot), np.sin(rot)
     sa = scale * (c * a - s * b) + shift[0]

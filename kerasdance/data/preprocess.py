@@ -135,8 +135,14 @@ def find_crop(depth_mm: np.ndarray, intrinsics: Intrinsics, cfg: DataConfig) -> 
     return crop_from_stats(np.array([frame_stats(f, cfg) for f in depth_mm]), intrinsics, cfg)
 
 
+def cell_centres(n: int) -> np.ndarray:
+    """Centres of ``n`` equal cells spanning [-1, 1], ``(i + 0.5) / n * 2 - 1``: where the crop's pixels (and the
+    heat-map cells read by ``SoftArgmax2D``) sit in normalised crop coordinates."""
+    return (np.arange(n) + 0.5) / n * 2.0 - 1.0
+
+
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    t = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+    t = cell_centres(size)
     return np.meshgrid(t, t)  # a (columns), b (rows)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerasdance.config import DataConfig, ModelConfig
+from kerasdance.data.preprocess import cell_centres
 from kerasdance.keras_backend import keras, tf
 
 layers = keras.layers
@@ -167,8 +168,7 @@ class SoftArgmax2D(layers.Layer):
     def call(self, x):
         _, T, H, W, _ = x.shape
         J = self.num_joints
-        cols = (np.arange(W) + 0.5) / W * 2.0 - 1.0
-        rows = (np.arange(H) + 0.5) / H * 2.0 - 1.0
+        cols, rows = cell_centres(W), cell_centres(H)
         grid = np.stack([np.tile(cols, H), np.repeat(rows, W)], axis=-1).astype(np.float32)  # (H*W, 2)
         maps = tf.transpose(tf.reshape(x, [-1, H * W, 2 * J]), [0, 2, 1])  # (batch*T, 2J, H*W)
         # split, not two slices: the gradient of a slice is a full-size StridedSliceGrad per slice
