@@ -59,7 +59,7 @@ def epoch_time(set_dir, cfg, n_epochs: int = 6, feed: str = "thread") -> dict:
             "epoch_times": times[1:], "epoch_cpu_s": cpu[1:], "prepare_s": prep_s}
 
 
-def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="", train=None) -> dict:
+def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="", train=None, data=None) -> dict:
     from kerasdance.config import RunConfig
     from kerasdance.keras_backend import keras
     from kerasdance.training.trainer import train as train_run
@@ -67,19 +67,33 @@ def full_run(set_name, input_mode, epochs, seed=0, model=None, tag="", train=Non
     run_dir = DATA / "runs" / f"full-{set_name}-{input_mode}{tag}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     keras.backend.clear_session()
-    cfg = RunConfig().replace(model={"input_mode": input_mode, **(model or {})},
+    cfg = RunConfig().replace(data=data or {}, model={"input_mode": input_mode, **(model or {})},
                               train={"epochs": epochs, "seed": seed, **(train or {})})
     t0 = time.time()
     m = train_run(synthetic_set(set_name), run_dir, cfg, cache_dir=CACHE, verbose=0)
     return {"set": set_name, "input": input_mode, "accuracy": m["accuracy"] * 100, "mpjpe_mm": m["mpjpe_mm"],
             "mpjpe_rel_mm": m["mpjpe_rel_mm"], "map_10cm": m["map_10cm"] * 100, "train_s": time.time() - t0,
-            "epochs": epochs, "n_test": m["n_test"], "keypoint_weight": cfg.train.keypoint_weight,
-            "keypoint_refine": cfg.model.keypoint_refine, "keypoint_kernel": cfg.model.keypoint_kernel,
-            "learning_rate": cfg.train.learning_rate, "ohem_ranking": cfg.train.ohem_ranking,
-            "heatmap_weight": cfg.train.heatmap_weight}
+            "epochs": epochs, "n_test": m["n_test"], **_recipe(cfg)}
 
 
-#: Key-point variants: model and train overrides of the default config. Rows record the stem, the key-point loss
+#: What a key-point head row was trained with besides its head's name (a name says only what it changes from the
+#: defaults of its day): a row counts as done for a head only if all of them match how the head trains today.
+RECIPE_FIELDS = ("stem", "keypoint_weight", "keypoint_refine", "keypoint_kernel", "learning_rate", "ohem_ranking",
+                 "heatmap_weight", "crop_supersample")
+
+
+def _recipe(cfg) -> dict:
+    """A run config's ``RECIPE_FIELDS``."""
+    return dict(zip(RECIPE_FIELDS, (_stem_name(cfg.model), cfg.train.keypoint_weight, cfg.model.keypoint_refine,
+                                    cfg.model.keypoint_kernel, cfg.train.learning_rate, cfg.train.ohem_ranking,
+                                    cfg.train.heatmap_weight, cfg.data.crop_supersample)))
+
+
+def _head_key(row: dict) -> tuple:
+    return (row["head"], row["seed"], row["epochs"], *(row[k] for k in RECIPE_FIELDS))
+
+
+#: Key-point variants: data, model and train overrides of the default config. Rows record the stem, the key-point loss
 #: weight, the temporal refinement and the head's hidden conv they were trained with, so rows of earlier defaults
 #: stay readable (a name says only what it changes from the defaults of its day).
 HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_stride": 4}},
@@ -117,13 +131,16 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          # The heat-map regulariser (TrainConfig.heatmap_weight, losses.heatmap_loss) at three weights.
          "heat-map, stride 8, heat-map regulariser 3": {"train": {"heatmap_weight": 3.0}},
          "heat-map, stride 8, heat-map regulariser 10": {"train": {"heatmap_weight": 10.0}},
-         "heat-map, stride 8, heat-map regulariser 30": {"train": {"heatmap_weight": 30.0}}}
+         "heat-map, stride 8, heat-map regulariser 30": {"train": {"heatmap_weight": 30.0}},
+         # The crop's pixels as area averages of 2x2 / 4x4 depth samples per cell (DataConfig.crop_supersample).
+         "heat-map, stride 8, crop 2x2 samples per pixel": {"data": {"crop_supersample": 2}},
+         "heat-map, stride 8, crop 4x4 samples per pixel": {"data": {"crop_supersample": 4}}}
 #: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 #: Rows written before these fields were recorded were trained with the defaults of then.
 _HEAD_ROW_DEFAULTS = {"stem": "12-24-48-48", "seed": 0, "keypoint_weight": 3.0, "keypoint_refine": 0,
                       "keypoint_kernel": None,  # None: 3 where the head's name says "3x3 hidden conv", else 1
-                      "learning_rate": 2e-3, "ohem_ranking": "sum", "heatmap_weight": 0.0}
+                      "learning_rate": 2e-3, "ohem_ranking": "sum", "heatmap_weight": 0.0, "crop_supersample": 1}
 
 
 def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: tuple[int, ...] = (0,)) -> None:
@@ -131,25 +148,18 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
     from kerasdance.config import RunConfig
 
     rows = [_head_row(r) for r in _jsonl(HEAD_RESULTS)]
-    # A row counts as done only if it was trained as this head trains today (same stem, weight, refinement, conv,
-    # learning rate, OHEM ranking and heat-map regulariser).
-    done = {(r["head"], r["seed"], r["epochs"], r["stem"], r["keypoint_weight"], r["keypoint_refine"],
-             r["keypoint_kernel"], r["learning_rate"], r["ohem_ranking"], r["heatmap_weight"]) for r in rows}
+    done = {_head_key(r) for r in rows}
     # The stem comparison's runs are this head too (key-point weight 3, no refinement, the recipe of then).
     rows += [_head_row({**r, "head": "heat-map, stride 8", "note": "from the stem comparison"})
              for r in _jsonl(STEM_RESULTS) if r["stem"] != "12-24-48-48"]
     for name in only or []:
         over = HEADS[name]
-        cfg = RunConfig().replace(model=over.get("model", {}), train=over.get("train", {}))
-        stem = _stem_name(cfg.model)
+        cfg = RunConfig().replace(**over)
         for seed in seeds:
-            if (name, seed, epochs, stem, cfg.train.keypoint_weight, cfg.model.keypoint_refine,
-                    cfg.model.keypoint_kernel, cfg.train.learning_rate, cfg.train.ohem_ranking,
-                    cfg.train.heatmap_weight) in done:
+            if _head_key({"head": name, "seed": seed, "epochs": epochs, **_recipe(cfg)}) in done:
                 continue
-            r = full_run("msr20", "depth", epochs, seed=seed, model=over.get("model"), train=over.get("train"),
-                         tag=f"-head{list(HEADS).index(name)}")
-            row = {"head": name, "seed": seed, **r, "stem": stem, "cmd": cmd,
+            r = full_run("msr20", "depth", epochs, seed=seed, tag=f"-head{list(HEADS).index(name)}", **over)
+            row = {"head": name, "seed": seed, **r, "cmd": cmd,
                    "date": time.strftime("%Y-%m-%d", time.gmtime())}
             HEAD_RESULTS.parent.mkdir(parents=True, exist_ok=True)
             with HEAD_RESULTS.open("a") as f:
@@ -157,14 +167,16 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
             rows.append(row)
     out = []
     keys = ("head", "stem", "keypoint_weight", "keypoint_refine", "keypoint_kernel", "learning_rate", "ohem_ranking",
-            "epochs")
-    for (head, stem, kw, refine, kernel, lr, ohem, ep), rs in sorted(
+            "epochs", "crop_supersample")
+    for (head, stem, kw, refine, kernel, lr, ohem, ep, crop_k), rs in sorted(
             _group(rows, keys).items(),
-            key=lambda kv: (kv[0][1], kv[0][7], kv[0][2], kv[0][3], kv[0][4], kv[0][5], kv[0][6], kv[0][0])):
+            key=lambda kv: (kv[0][1], kv[0][7], kv[0][2], kv[0][3], kv[0][4], kv[0][5], kv[0][6], kv[0][8],
+                            kv[0][0])):
         arch = re.sub(r", (key-point weight [\d.]+|temporal refinement \d+|no temporal refinement|3x3 hidden conv"
-                      r"|learning rate [\d.e-]+|OHEM ranks each loss|OHEM ranks the class loss)", "", head)
+                      r"|learning rate [\d.e-]+|OHEM ranks each loss|OHEM ranks the class loss"
+                      r"|crop \dx\d samples per pixel)", "", head)
         out.append({"head": arch, "stem": stem, "kw": f"{kw:g}", "refine": refine or "—", "conv": f"{kernel}x{kernel}",
-                    "lr": f"{lr:g}", "ohem": ohem, "epochs": ep,
+                    "lr": f"{lr:g}", "ohem": ohem, "crop": f"{crop_k}x{crop_k}", "epochs": ep,
                     "seeds": len(rs), "acc": _mean_sd(rs, "accuracy"), "mpjpe": _mean_sd(rs, "mpjpe_mm", 0),
                     "map": _mean_sd(rs, "map_10cm"), "train_s": f"{np.mean([r['train_s'] for r in rs]):.0f}",
                     "dates": ", ".join(sorted({r["date"] for r in rs})),
@@ -174,11 +186,12 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
             "\"kp weight\": the key-point loss weight, \"refine\": the temporal refinement's kernel (— none), "
             "\"kp conv\": the heat-map head's hidden conv, \"OHEM ranks\": what hard-example mining ranks the "
             "examples by (sum: the summed loss; each: the class and key-point losses each by its own; class: the "
-            "class loss, key-points on all). Rows "
+            "class loss, key-points on all), \"crop samples\": depth samples averaged per crop pixel. Rows "
             f"from `{HEAD_RESULTS.relative_to(HEAD_RESULTS.parents[2])}` (command and date in each row; the train "
             "time is only comparable between rows of the same date and epochs):", "",
             table(out, [("head", "key-point head"), ("stem", "stem"), ("kw", "kp weight"), ("refine", "refine"),
                         ("conv", "kp conv"), ("lr", "learning rate"), ("ohem", "OHEM ranks"),
+                        ("crop", "crop samples"),
                         ("epochs", "epochs"), ("seeds", "seeds"), ("acc", "accuracy %"), ("mpjpe", "MPJPE mm"),
                         ("map", "joints within 10 cm %"), ("train_s", "train s"), ("dates", "dates"),
                         ("note", "note")])]
@@ -214,7 +227,7 @@ def stems_section(epochs: int, seeds: list[int], cmd: str) -> None:
             if (name, seed, epochs) in done:
                 continue
             r = full_run("msr20", "depth", epochs, seed=seed, model={"stem_filters": filters}, tag=f"-stem{name}")
-            row = {"stem": name, "seed": seed, **r, "cmd": cmd, "date": time.strftime("%Y-%m-%d", time.gmtime())}
+            row = {"seed": seed, **r, "stem": name, "cmd": cmd, "date": time.strftime("%Y-%m-%d", time.gmtime())}
             STEM_RESULTS.parent.mkdir(parents=True, exist_ok=True)
             with STEM_RESULTS.open("a") as f:
                 f.write(json.dumps(row) + "\n")

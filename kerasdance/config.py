@@ -45,6 +45,8 @@ class DataConfig(_Serialisable):
         motion_channel: add a second channel, the frame-to-frame difference of normalised depth.
         velocity_features: skeleton mode: append joint velocities to positions.
         min_depth_mm / max_depth_mm: valid sensor range; other readings are treated as holes.
+        crop_supersample: each crop pixel averages ``k x k`` depth pixels sampled evenly over its cell (an area
+            average: thin limbs and silhouette edges keep sub-pixel detail); 1 = the nearest pixel only.
     """
 
     frames: int = 32
@@ -56,10 +58,13 @@ class DataConfig(_Serialisable):
     velocity_features: bool = True
     min_depth_mm: float = 400.0
     max_depth_mm: float = 8000.0
+    crop_supersample: int = 1
 
     def __post_init__(self):
         _check(self.frames >= 2, f"frames must be >= 2. Received: frames={self.frames!r}")
         _check(self.crop_size >= 8, f"crop_size must be >= 8. Received: crop_size={self.crop_size!r}")
+        _check(1 <= self.crop_supersample <= 8,
+               f"crop_supersample must be in 1..8. Received: crop_supersample={self.crop_supersample!r}")
         _check(self.box_m > 0, f"box_m must be positive. Received: box_m={self.box_m!r}")
         _check(self.depth_band_mm > 0, f"depth_band_mm must be positive. Received: {self.depth_band_mm!r}")
         _check(self.depth_scale_mm > 0, f"depth_scale_mm must be positive. Received: {self.depth_scale_mm!r}")
@@ -288,5 +293,6 @@ class RunConfig(_Serialisable):
 
 
 #: Fields added after runs were first saved, with the value a run saved without them was trained with.
-SAVED_RUN_ADDED_FIELDS = {"model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0},
+SAVED_RUN_ADDED_FIELDS = {"data": {"crop_supersample": 1},
+                          "model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0},
                           "train": {"distribution_alignment": False}}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kerasdance.camera import Intrinsics
-from kerasdance.config import DataConfig
+from kerasdance.config import SAVED_RUN_ADDED_FIELDS, DataConfig
 from kerasdance.errors import ModelFileError
 
 FORMAT = "kerasdance-model"
@@ -56,7 +56,8 @@ class ModelMeta:
 
     @property
     def data_config(self) -> DataConfig:
-        return DataConfig.from_dict(self.data)
+        # A sidecar written before a preprocessing field existed: the model was trained with that field's old value.
+        return DataConfig.from_dict({**SAVED_RUN_ADDED_FIELDS["data"], **self.data})
 
     @property
     def camera(self) -> Intrinsics:

@@ -11,7 +11,7 @@ from edge_fixtures import CLASS_NAMES, ROOT, tiny_model  # noqa: F401
 
 from edge.interpreter import EdgeModel
 from kerasdance.errors import ModelFileError
-from kerasdance.modelmeta import file_sha256, sidecar_path
+from kerasdance.modelmeta import file_sha256, load_meta, sidecar_path
 
 
 def _softmax(z):
@@ -70,6 +70,18 @@ def test_model_of_another_shape_than_its_sidecar_is_refused(tiny_model, tmp_path
     side.write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match=r"input shape \(1, 8, 32, 32, 2\) does not match .* \(1, 16, 32, 32, 2\)"):
         EdgeModel(path)
+
+
+def test_a_sidecar_from_before_a_preprocessing_field_reads_as_it_was_trained(tiny_model, tmp_path):  # noqa: F811
+    path = _copy(tiny_model, tmp_path)
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    meta["data"]["crop_supersample"] = 3
+    side.write_text(json.dumps(meta))
+    assert load_meta(path).data_config.crop_supersample == 3
+    del meta["data"]["crop_supersample"]  # an export from before the option: trained on nearest-pixel crops
+    side.write_text(json.dumps(meta))
+    assert load_meta(path).data_config.crop_supersample == 1
 
 
 def test_class_count_mismatch_is_refused(tiny_model, tmp_path):  # noqa: F811

@@ -103,11 +103,13 @@ def test_a_saved_run_without_later_fields_loads_as_it_was_trained(tmp_path):
     assert RunConfig.load(tmp_path / "config.json", saved_run=True) == cfg  # a complete dump: unchanged
     old = cfg.to_dict()  # as written before the temporal refinement and the alignment existed
     del old["model"]["keypoint_refine"], old["train"]["distribution_alignment"], old["model"]["keypoint_kernel"]
+    del old["data"]["crop_supersample"]
     (tmp_path / "old.json").write_text(json.dumps(old))
     run = RunConfig.load(tmp_path / "old.json", saved_run=True)
     assert run.model.keypoint_refine == 0 and run.train.distribution_alignment is False
     assert run.model.keypoint_kernel == 1 and run.model.keypoint_head == "heatmap"  # the dump has its head
     assert run.model.num_classes == 7 and run.train.epochs == 3
+    assert run.data.crop_supersample == 1  # nearest-pixel crops, as every run was trained before the option
     user = RunConfig.load(tmp_path / "old.json")  # a user's config file: missing fields are today's defaults
     assert user.model.keypoint_refine == ModelConfig().keypoint_refine
     assert user.model.keypoint_kernel == ModelConfig().keypoint_kernel == 3

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,30 @@ def test_crop_frames_index_reads_those_frames_in_place():
     np.testing.assert_array_equal(pp.crop_frames(ring, crop, CFG, index=idx), want)
     np.testing.assert_array_equal(pp.crop_frames(ring[:, ::-1], crop, CFG, index=idx),  # a non-contiguous ring
                                   pp.crop_frames(ring[idx, ::-1], crop, CFG))
+
+
+def test_supersampled_crop_pixels_are_area_averages():
+    # A crop whose 4x4 samples per cell fall on pixel centres exactly: sample i of a row reads pixel i, so each
+    # crop pixel must be the mean of its 4x4 block of normalised pixels (holes and wall count as BACKGROUND).
+    cfg = dataclasses.replace(CFG, crop_size=8, crop_supersample=4)
+    rng = np.random.default_rng(5)
+    depth = rng.choice([0, 2300, 2500, 2700, 4500], size=(2, 32, 32)).astype(np.uint16)
+    crop = pp.Crop(15.5, 15.5, 32.0, 0.0, 2.5)
+    x = pp.crop_frames(depth, crop, cfg)
+    d = depth.astype(np.float64)
+    fg = (d >= cfg.min_depth_mm) & (np.abs(d - 2500.0) <= cfg.depth_band_mm)
+    norm = np.where(fg, (d - 2500.0) / cfg.depth_scale_mm, pp.BACKGROUND)
+    want = norm.reshape(2, 8, 4, 8, 4).mean(axis=(2, 4))
+    assert x.shape == (2, 8, 8) and x.dtype == np.float32
+    np.testing.assert_allclose(x, want, atol=1e-6)
+    assert 0.1 < np.mean((x > -0.3) & (x < 0.99)) and np.unique(x).size > 10  # mixed cells: not a 1-pixel pick
+    nearest = pp.crop_frames(depth, crop, dataclasses.replace(cfg, crop_supersample=1))
+    assert not np.allclose(nearest, want)
+
+
+def test_crop_supersample_is_checked():
+    with pytest.raises(ValueError, match="crop_supersample"):
+        dataclasses.replace(CFG, crop_supersample=0)
 
 
 @pytest.mark.parametrize("angle", [0.0, 0.3, -1.0])

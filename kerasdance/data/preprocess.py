@@ -147,32 +147,39 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def crop_frames(depth_mm: np.ndarray, crop: Crop, cfg: DataConfig, index: np.ndarray | None = None) -> np.ndarray:
-    """Sample ``(frames, H, W)`` depth into ``(frames, S, S)`` normalised crops (nearest pixel).
+    """Sample ``(frames, H, W)`` depth into ``(frames, S, S)`` normalised crops.
 
-    Foreground (within ``depth_band_mm`` of the body) maps to
-    ``(depth - z_body) / depth_scale_mm``; background, holes and outside-image pixels to
-    ``BACKGROUND``. ``index``: crop only these frames of ``depth_mm``, in this order (the edge
-    runtime's ring buffer), read in place rather than copied out whole first.
+    Each crop pixel is the mean of ``cfg.crop_supersample ** 2`` nearest-pixel samples spread evenly over its
+    cell (one sample, the nearest pixel to the cell's centre, when it is 1). Each sample is normalised first:
+    foreground (within ``depth_band_mm`` of the body) maps to ``(depth - z_body) / depth_scale_mm``;
+    background, holes and outside-image pixels to ``BACKGROUND``; so a cell on the silhouette's edge
+    averages the two. ``index``: crop only these frames of ``depth_mm``, in this order (the edge runtime's ring
+    buffer), read in place rather than copied out whole first.
     """
     depth_mm = np.asarray(depth_mm)
     n, h, w = depth_mm.shape
     index = np.arange(n) if index is None else np.asarray(index, dtype=np.int64)
-    frames = index.size
-    a, b = _grid(cfg.crop_size)
+    frames, size, k = index.size, cfg.crop_size, cfg.crop_supersample
+    a, b = _grid(size)
+    if k > 1:  # k x k points per cell, at the centres of its k x k sub-cells
+        oa, ob = np.meshgrid(cell_centres(k) / size, cell_centres(k) / size)
+        a, b = a[..., None] + oa.ravel(), b[..., None] + ob.ravel()
     half = crop.side_px / 2.0
     ca, sa = np.cos(crop.angle_rad), np.sin(crop.angle_rad)
     u = crop.u_c + half * (ca * a - sa * b)
     v = crop.v_c + half * (sa * a + ca * b)
-    ui = np.floor(u + 0.5).astype(np.int64)
-    vi = np.floor(v + 0.5).astype(np.int64)
+    ui = np.floor(u + 0.5).astype(np.int64).ravel()
+    vi = np.floor(v + 0.5).astype(np.int64).ravel()
     inside = (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
-    flat = (np.clip(vi, 0, h - 1) * w + np.clip(ui, 0, w - 1)).ravel()
+    flat = np.clip(vi, 0, h - 1) * w + np.clip(ui, 0, w - 1)
     # One flat gather of the crop's pixels of every frame: ~2-3x faster than indexing frames, then pixels.
-    d = np.take(depth_mm.reshape(-1), index[:, None] * (h * w) + flat[None, :])
-    d = d.reshape(frames, cfg.crop_size, cfg.crop_size).astype(np.float32)
+    d = np.take(depth_mm.reshape(-1), index[:, None] * (h * w) + flat[None, :]).astype(np.float32)
     z_mm = crop.z_body_m * 1000.0
     fg = inside[None] & (d >= cfg.min_depth_mm) & (d <= cfg.max_depth_mm) & (np.abs(d - z_mm) <= cfg.depth_band_mm)
-    return np.where(fg, (d - z_mm) / cfg.depth_scale_mm, BACKGROUND).astype(np.float32, copy=False)
+    x = np.where(fg, (d - z_mm) / cfg.depth_scale_mm, BACKGROUND).astype(np.float32, copy=False)
+    if k > 1:
+        return x.reshape(frames, size, size, k * k).mean(axis=-1, dtype=np.float32)
+    return x.reshape(frames, size, size)
 
 
 def camera_to_crop(joints_m: np.ndarray, crop: Crop, intrinsics: Intrinsics, cfg: DataConfig) -> np.ndarray:
