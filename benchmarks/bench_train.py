@@ -93,9 +93,8 @@ def _head_key(row: dict) -> tuple:
     return (row["head"], row["seed"], row["epochs"], *(row[k] for k in RECIPE_FIELDS))
 
 
-#: Key-point variants: data, model and train overrides of the default config. Rows record the stem, the key-point loss
-#: weight, the temporal refinement and the head's hidden conv they were trained with, so rows of earlier defaults
-#: stay readable (a name says only what it changes from the defaults of its day).
+#: Key-point variants: data, model and train overrides of the default config. Rows record their ``RECIPE_FIELDS``, so
+#: rows of earlier defaults stay readable.
 HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_stride": 4}},
          "dense (60 numbers per frame)": {"model": {"keypoint_head": "dense"}},
          "heat-map, stride 8, 3x3 hidden conv": {"model": {"keypoint_kernel": 3}},
@@ -166,12 +165,10 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
                 f.write(json.dumps(row) + "\n")
             rows.append(row)
     out = []
-    keys = ("head", "stem", "keypoint_weight", "keypoint_refine", "keypoint_kernel", "learning_rate", "ohem_ranking",
-            "epochs", "crop_supersample")
-    for (head, stem, kw, refine, kernel, lr, ohem, ep, crop_k), rs in sorted(
-            _group(rows, keys).items(),
-            key=lambda kv: (kv[0][1], kv[0][7], kv[0][2], kv[0][3], kv[0][4], kv[0][5], kv[0][6], kv[0][8],
-                            kv[0][0])):
+    # Grouped, and ordered, by these in turn.
+    keys = ("stem", "epochs", "keypoint_weight", "keypoint_refine", "keypoint_kernel", "learning_rate", "ohem_ranking",
+            "crop_supersample", "head")
+    for (stem, ep, kw, refine, kernel, lr, ohem, crop_k, head), rs in sorted(_group(rows, keys).items()):
         arch = re.sub(r", (key-point weight [\d.]+|temporal refinement \d+|no temporal refinement|3x3 hidden conv"
                       r"|learning rate [\d.e-]+|OHEM ranks each loss|OHEM ranks the class loss"
                       r"|crop \dx\d samples per pixel)", "", head)
