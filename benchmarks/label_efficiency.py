@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -98,7 +99,14 @@ VARIANTS = {
     # The heat-map regulariser (``TrainConfig.heatmap_weight``) at 10: 63 against 64 mm with all labels (bench_train).
     "supervised, heat-map regulariser 10": {"self_training": False, "heatmap_weight": 10.0},
     "semi, after supervised, heat-map regulariser 10": {"self_training": True, "heatmap_weight": 10.0},
+    # Noisy student: a second self-training round restarts from the supervised stage under the first round's model
+    # as a fixed teacher (``TrainConfig.self_training_rounds``). The first round's pseudo-labels stay 85-91% right
+    # from epoch 40 to 120 (docs/EXPERIMENTS.md, "At the default length"): the student's own errors are locked in.
+    "semi, 2 rounds": {"self_training": True, "self_training_rounds": 2},
 }
+#: A multi-round variant whose first round (and supervised stage) is another variant's run: the same config and code
+#: path, so it is reused when that run is on disk instead of trained again.
+ROUND_ONE_OF = {"semi, 2 rounds": "semi, after supervised"}
 #: The supervised-only variant whose run is a self-training variant's supervised stage (same config, same code).
 STAGE_OF = {"semi, after supervised": "supervised", "semi, after supervised, mirror": "supervised, mirror",
             "semi, after supervised, 3x3 key-point conv": "supervised, 3x3 key-point conv",
@@ -113,7 +121,7 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
     from kerasdance.training.trainer import train
 
     data_dir = synthetic_set(set_name)
-    run_dir = DATA / "runs" / f"{set_name}-{input_mode}-{fraction}-{re.sub(r'[^A-Za-z0-9]+', '_', variant)}-{seed}"
+    run_dir = DATA / "runs" / f"{set_name}-{input_mode}-{fraction}-{_slug(variant)}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     over = dict(VARIANTS[variant])
     model_over = over.pop("model", {})
@@ -133,6 +141,7 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
     if t.self_training and t.supervised_stage_epochs and init is None and fraction < 1.0:
         train_epochs = f"{t.stage_epochs}+{t.epochs}"
     t0 = time.time()
+    reused = _reuse_round_one(run_dir, variant, cfg) if variant in ROUND_ONE_OF else 0.0
     if restart:
         init = run_dir.with_name(run_dir.name + "-first")
         shutil.rmtree(init, ignore_errors=True)
@@ -141,7 +150,11 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
         train_epochs = f"{t.epochs}+{t.epochs}"
     keras.backend.clear_session()
     m = train(data_dir, run_dir, cfg, cache_dir=CACHE, verbose=0, init_from=init)
-    rows = [_row(set_name, input_mode, fraction, variant, seed, epochs, m, time.time() - t0, train_epochs)]
+    if t.self_training_rounds > 1 and "+" in str(train_epochs):
+        train_epochs += f"+{t.epochs}" * (t.self_training_rounds - 1)
+    note = f"round 1 and the supervised stage reused from the {ROUND_ONE_OF[variant]!r} run" if reused else None
+    rows = [_row(set_name, input_mode, fraction, variant, seed, epochs, m, time.time() - t0 + reused, train_epochs,
+                 note=note)]
     stage = run_dir / "supervised_stage" / "metrics.json"
     if variant in STAGE_OF and t.stage_epochs == epochs and stage.exists():
         # The supervised stage *is* the supervised-only run of this set, fraction, seed and epochs: the same
@@ -151,6 +164,27 @@ def run_one(set_name: str, fraction: float, variant: str, seed: int, epochs: int
                          stage.stat().st_mtime - t0, epochs,
                          note=f"the supervised stage of the {variant!r} run"))
     return rows
+
+
+def _reuse_round_one(run_dir: Path, variant: str, cfg) -> float:
+    """Copy the run of ``ROUND_ONE_OF[variant]`` (same set, fraction, seed) into ``run_dir`` as its round 1 and
+    supervised stage, where that run exists with this config; returns their train seconds (0.0: nothing reused)."""
+    from kerasdance.config import RunConfig
+
+    src = run_dir.with_name(run_dir.name.replace(_slug(variant), _slug(ROUND_ONE_OF[variant])))
+    if not (src / "metrics.json").exists() or not (src / "supervised_stage" / "metrics.json").exists():
+        return 0.0
+    saved = RunConfig.of_run(src)
+    if saved != cfg.replace(train={"self_training_rounds": 1}, model={"num_classes": saved.model.num_classes}):
+        return 0.0
+    shutil.copytree(src, run_dir / "round_1")
+    os.replace(run_dir / "round_1" / "supervised_stage", run_dir / "supervised_stage")
+    return sum(json.loads((d / "metrics.json").read_text())["train_time_s"]
+               for d in (run_dir / "round_1", run_dir / "supervised_stage"))
+
+
+def _slug(variant: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", variant)
 
 
 def _row(set_name, input_mode, fraction, variant, seed, epochs, m, seconds, train_epochs, note=None) -> dict:

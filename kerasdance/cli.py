@@ -176,6 +176,10 @@ def model_summary(config_file, input_mode, classes):
 @click.option("--supervised-epochs", type=click.IntRange(-1), default=None,
               help="Self-training starts from a supervised-only run of this many epochs on the labelled sequences "
                    "(kept in OUT/supervised_stage). [-1: as many as --epochs; 0: self-train from scratch]")
+@click.option("--rounds", type=click.IntRange(1), default=None,
+              help="Self-training rounds (noisy student): each round after the first restarts from the same "
+                   "starting model under the previous round's model as a fixed teacher (earlier rounds are kept "
+                   "in OUT/round_<r>). [1]")
 @click.option("--mirror/--no-mirror", default=None,
               help="Mirror half the training windows left-right (moves done on either side, left-handed "
                    "performers). Not for classes that depend on the side, e.g. turn left / turn right. [off]")
@@ -196,8 +200,8 @@ def model_summary(config_file, input_mode, classes):
               help="Preprocessing cache. [~/.cache/kerasdance]")
 @friendly_errors
 def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_for_all, self_training,
-          supervised_epochs, mirror, epochs, batch_size, seed, val_fraction, strategy, config_file, resume, init_from,
-          cache_dir):
+          supervised_epochs, rounds, mirror, epochs, batch_size, seed, val_fraction, strategy, config_file, resume,
+          init_from, cache_dir):
     """Train the LSTM-CNN with the custom loop (Dice-CE 3:1, OHEM, self-training)."""
     from kerasdance.config import RunConfig
     from kerasdance.evaluate import format_report
@@ -205,7 +209,8 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
 
     cfg = RunConfig.load(config_file) if config_file else RunConfig()
     t = {"protocol": protocol, "labelled_fraction": labelled_fraction, "keypoints_for_all": keypoints_for_all,
-         "self_training": self_training, "supervised_stage_epochs": supervised_epochs, "mirror_augment": mirror,
+         "self_training": self_training, "supervised_stage_epochs": supervised_epochs,
+         "self_training_rounds": rounds, "mirror_augment": mirror,
          "epochs": epochs,
          "batch_size": batch_size, "seed": seed,
          "validation_fraction": val_fraction, "strategy": strategy}

@@ -180,6 +180,10 @@ class TrainConfig(_Serialisable):
     # of this many epochs: its pseudo-labels are confident from the first epoch. -1: as many as ``epochs``;
     # 0: self-training from scratch. No stage when the run is initialised from another one (``--init``).
     supervised_stage_epochs: int = -1
+    # Rounds of self-training (noisy student). Round 1 is the loop above (an EMA teacher). Each later round restarts
+    # the student from the same starting model (the supervised stage, or ``--init``) and takes its pseudo-labels
+    # from the previous round's model, held fixed; earlier rounds are kept in RUN_DIR/round_<r>/.
+    self_training_rounds: int = 1
     pseudo_threshold: float = 0.9
     flexmatch: bool = True  # per-class thresholds lowered for classes rarely predicted confidently; False: fixed
     # Rescale the teacher's probabilities so that their mean over the last epoch's unlabelled sequences matches
@@ -215,6 +219,8 @@ class TrainConfig(_Serialisable):
         )
         _check(self.supervised_stage_epochs >= -1,
                f"supervised_stage_epochs must be >= -1. Received: {self.supervised_stage_epochs!r}")
+        _check(self.self_training_rounds >= 1,
+               f"self_training_rounds must be >= 1. Received: {self.self_training_rounds!r}")
         _check(0 < self.ohem_fraction <= 1, f"ohem_fraction must be in (0, 1]. Received: {self.ohem_fraction!r}")
         _check(self.heatmap_weight >= 0, f"heatmap_weight must be >= 0. Received: {self.heatmap_weight!r}")
         _check(self.ohem_ranking in ("sum", "each", "class"),

@@ -68,6 +68,33 @@ def test_self_training_from_scratch_has_no_supervised_stage(tiny_msr, tiny_confi
     assert saved["supervised_stage_epochs"] == 0 and saved["mirror_augment"] is True
 
 
+def test_second_round_starts_from_the_stage_under_the_first_rounds_model_held_fixed(tiny_msr, tiny_config, tmp_path):
+    from kerasdance.config import RunConfig
+    from kerasdance.keras_backend import tf
+    from kerasdance.training.trainer import Trainer, load_model, load_train_data
+
+    run = tmp_path / "run"
+    res = CliRunner().invoke(cli, _train_args(tiny_msr, run, tiny_config, "--labelled-fraction", "0.5",
+                                              "--epochs", "2", "--rounds", "2"))
+    assert res.exit_code == 0, res.output
+    first = run / "round_1"
+    assert (first / "metrics.json").exists() and (run / "supervised_stage" / "metrics.json").exists()
+    assert not (first / "supervised_stage").exists()  # both rounds start from the one stage beside them
+    assert json.loads((first / "config.json").read_text())["train"]["self_training_rounds"] == 1
+    assert "pseudo_count" in (run / "train_log.csv").read_text().splitlines()[0]
+    assert f"pseudo-labels from {first}" in res.output
+
+    # After two epochs of round 2 its teacher still holds round 1's final weights (no EMA), and the student moved.
+    cfg = RunConfig.of_run(run)
+    data, _ = load_train_data(tiny_msr, cfg, run.parent / "cache")
+    trainer = Trainer(cfg, run, data, tf.distribute.get_strategy())
+    assert trainer.restore_latest() is not None
+    round_one = load_model(first / "model.keras").get_weights()
+    for got, want in zip(trainer.teacher.get_weights(), round_one, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert any(not np.array_equal(a, b) for a, b in zip(trainer.model.get_weights(), round_one, strict=True))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["supervised_stage", "self_training"])
 def test_kill_dash_9_then_resume_matches_uninterrupted_run(tiny_msr, tmp_path, phase):

@@ -145,6 +145,8 @@ class Trainer:
         extra = {"da_ratio": self.da_ratio} if t.distribution_alignment else {}  # older checkpoints lack it
         self.ckpt = tf.train.Checkpoint(model=self.model, teacher=self.teacher, optimizer=self.optimizer,
                                         epoch=self.epoch, class_thr=self.class_thr, dropout_rng=dropout_rng, **extra)
+        #: True: the teacher follows the student (EMA); False: it is held fixed (``hold_teacher``).
+        self.ema_teacher = True
         self._train_step = tf.function(self._step, reduce_retracing=True)
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
@@ -244,7 +246,7 @@ class Trainer:
 
         for step, batch in enumerate(self._batches(epoch)):
             res = self.strategy.run(self._train_step, args=(batch, unl_w))
-            if self.semi:  # the teacher is only read by self-training
+            if self.semi and self.ema_teacher:  # the teacher is only read by self-training
                 self._ema()
             red = {k: float(self.strategy.reduce("SUM", res[k], axis=None)) for k in ("correct", "n_labelled")}
             red["loss"] = float(self.strategy.reduce("MEAN", res["loss"], axis=None))
@@ -297,6 +299,14 @@ class Trainer:
                 copied += 1
         self.teacher.set_weights(self.model.get_weights())
         return copied
+
+    def hold_teacher(self, other_run, load: bool = True) -> None:
+        """Take pseudo-labels from another run's model (a previous self-training round), held fixed: no EMA.
+
+        ``load=False`` keeps the teacher's current weights (a resumed run's checkpoint already holds them)."""
+        if load:
+            self.teacher.set_weights(load_model(Path(other_run) / "model.keras").get_weights())
+        self.ema_teacher = False
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, logs_history: list[dict], best: dict) -> None:
@@ -421,7 +431,10 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
     run's model, e.g. pre-training on synthetic data; the class head is skipped when the classes differ.
     Without it, a self-training run (some training sequences unlabelled) first trains supervised-only on
     the labelled ones in ``RUN_DIR/supervised_stage`` (``TrainConfig.supervised_stage_epochs``) and starts
-    from that model; ``resume`` continues whichever phase was interrupted.
+    from that model. With ``TrainConfig.self_training_rounds`` > 1, rounds 1 .. R-1 train in
+    ``RUN_DIR/round_<r>`` and the last in ``RUN_DIR``, each from that same starting model, rounds after the
+    first under the previous round's model as a fixed teacher. ``resume`` continues whichever phase was
+    interrupted.
 
     Raises:
         KerasdanceError: when ``run_dir`` holds another run and ``resume`` is False, or on bad data.
@@ -434,7 +447,7 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
 
 
 def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cache_dir, verbose: int,
-           callbacks, init_from) -> dict:
+           callbacks, init_from, teacher_from=None) -> dict:
     from kerasdance.evaluate import evaluate_prepared
 
     t = cfg.train
@@ -454,9 +467,11 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
     (run_dir / "classes.json").write_text(json.dumps(data.class_names))
     (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
     started = resume and (run_dir / "checkpoints" / "latest.json").exists()
-    if (init_from is None and not started and t.self_training and t.supervised_stage_epochs
-            and np.any(data.train.labels < 0)):
+    semi = t.self_training and bool(np.any(data.train.labels < 0))
+    if init_from is None and not started and semi and t.supervised_stage_epochs:
         init_from = _supervised_stage(data_dir, run_dir, cfg, strategy, cache_dir, verbose)
+    if teacher_from is None and semi and t.self_training_rounds > 1:
+        teacher_from = _earlier_rounds(data_dir, run_dir, cfg, strategy, cache_dir, verbose, init_from)
     trainer = Trainer(cfg, run_dir, data, strategy)
     history: list[dict] = []
     best = {"val_acc": -1.0, "epoch": -1}
@@ -469,6 +484,10 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
     elif init_from is not None:
         n = trainer.init_from(init_from)
         log.info("initialised %d layers from %s", n, init_from)
+    if teacher_from is not None:
+        trainer.hold_teacher(teacher_from, load=not restored)
+        if verbose and not restored:
+            print(f"Self-training round {t.self_training_rounds}: pseudo-labels from {teacher_from}")
     cb = keras.callbacks.CallbackList(
         [EpochCSVLogger(run_dir / "train_log.csv", append=bool(restored))] + list(callbacks or []),
         model=trainer.model)
@@ -532,6 +551,21 @@ def _supervised_stage(data_dir, run_dir: Path, cfg: RunConfig, strategy, cache_d
         _train(data_dir, stage_dir, stage_cfg, strategy, (stage_dir / "config.json").exists(), cache_dir,
                verbose, None, None)
     return stage_dir
+
+
+def _earlier_rounds(data_dir, run_dir: Path, cfg: RunConfig, strategy, cache_dir, verbose: int, init_from) -> Path:
+    """Train (or finish, or reuse) self-training rounds 1 .. R-1 in ``RUN_DIR/round_<r>``, each from ``init_from``
+    (the supervised stage), round r > 1 under round r-1's model as a fixed teacher; returns the last one's folder."""
+    teacher = None
+    for r in range(1, cfg.train.self_training_rounds):
+        round_dir = run_dir / f"round_{r}"
+        if not (round_dir / "metrics.json").exists():
+            if verbose:
+                print(f"Self-training round {r} of {cfg.train.self_training_rounds}")
+            _train(data_dir, round_dir, cfg.replace(train={"self_training_rounds": r}), strategy,
+                   (round_dir / "config.json").exists(), cache_dir, verbose, None, init_from, teacher)
+        teacher = round_dir
+    return teacher
 
 
 def _jsonable(d):
