@@ -84,7 +84,7 @@ def test_second_round_starts_from_the_stage_under_the_first_rounds_model_held_fi
     assert "pseudo_count" in (run / "train_log.csv").read_text().splitlines()[0]
     assert f"pseudo-labels from {first}" in res.output
 
-    # After two epochs of round 2 its teacher still holds round 1's final weights (no EMA), and the student moved.
+    # After two epochs of round 2 its teacher still holds round 1's final weights (no EMA) while the student trained.
     cfg = RunConfig.of_run(run)
     data, _ = load_train_data(tiny_msr, cfg, run.parent / "cache")
     trainer = Trainer(cfg, run, data, tf.distribute.get_strategy())

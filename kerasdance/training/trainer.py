@@ -94,7 +94,8 @@ class TrainData:
 
 
 class Trainer:
-    """Owns the model, its EMA teacher, the optimizer and the compiled steps."""
+    """Owns the model, its teacher (an EMA of the student, or a previous round's model held fixed), the optimizer
+    and the compiled steps."""
 
     #: For the tf.data feed (distributed strategies; ``use_tf_data``): nothing in the training dataset to
     #: tune (one generator, a fixed prefetch), and with autotuning on,
