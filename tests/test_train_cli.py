@@ -95,6 +95,15 @@ def test_second_round_starts_from_the_stage_under_the_first_rounds_model_held_fi
     assert any(not np.array_equal(a, b) for a, b in zip(trainer.model.get_weights(), round_one, strict=True))
 
 
+def test_rounds_without_unlabelled_sequences_train_once_and_say_so(tiny_msr, tiny_config, tmp_path, caplog):
+    run = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="kerasdance.training"):
+        res = CliRunner().invoke(cli, _train_args(tiny_msr, run, tiny_config, "--epochs", "1", "--rounds", "2"))
+    assert res.exit_code == 0, res.output
+    assert not (run / "round_1").exists()
+    assert "self_training_rounds=2 has no effect: every training sequence is labelled" in caplog.text
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["supervised_stage", "self_training"])
 def test_kill_dash_9_then_resume_matches_uninterrupted_run(tiny_msr, tmp_path, phase):

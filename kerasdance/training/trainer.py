@@ -473,6 +473,9 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
         init_from = _supervised_stage(data_dir, run_dir, cfg, strategy, cache_dir, verbose)
     if teacher_from is None and semi and t.self_training_rounds > 1:
         teacher_from = _earlier_rounds(data_dir, run_dir, cfg, strategy, cache_dir, verbose, init_from)
+    elif t.self_training_rounds > 1 and not semi:
+        log.warning("self_training_rounds=%d has no effect: %s", t.self_training_rounds,
+                    "self-training is off" if not t.self_training else "every training sequence is labelled")
     trainer = Trainer(cfg, run_dir, data, strategy)
     history: list[dict] = []
     best = {"val_acc": -1.0, "epoch": -1}
