@@ -46,8 +46,10 @@ def unlabelled_accuracy(run_dir: Path) -> tuple[float, dict[int, str]]:
     pred = predict_windows(load_model(run_dir / "model.keras"),
                            WindowSampler(data.train, cfg.data, cfg.model.input_mode, augment=None))
     ok = np.argmax(pred["logits"], axis=-1) == data.hidden_labels
-    per = {int(s): f"{int(ok[unl & (data.train.subjects == s)].sum())}/{int((unl & (data.train.subjects == s)).sum())}"
-           for s in np.unique(data.train.subjects)}
+    per = {}
+    for s in np.unique(data.train.subjects):
+        of_s = unl & (data.train.subjects == s)
+        per[int(s)] = f"{int(ok[of_s].sum())}/{int(of_s.sum())}"
     return 100 * float(ok[unl].mean()), per
 
 

@@ -92,6 +92,11 @@ class TrainData:
     class_names: list[str]
     hidden_labels: np.ndarray  # true labels of the training sequences: for logging pseudo-label accuracy only
 
+    def self_trains(self, t) -> bool:
+        """Whether a run with ``TrainConfig`` ``t`` self-trains on this data: self-training on, and some training
+        sequences unlabelled."""
+        return t.self_training and bool(np.any(self.train.labels < 0))
+
 
 class Trainer:
     """Owns the model, its teacher (an EMA of the student, or a previous round's model held fixed), the optimizer
@@ -113,7 +118,7 @@ class Trainer:
         keras.backend.experimental.enable_tf_random_generator()
         keras.utils.set_random_seed(t.seed)
         self.depth = cfg.model.input_mode == "depth"
-        self.semi = t.self_training and bool(np.any(data.train.labels < 0))
+        self.semi = data.self_trains(t)
         self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
                                      augment=Augment(mirror=0.5 if t.mirror_augment else 0.0) if t.augment else None,
                                      labelled_share=t.labelled_batch_share if self.semi else 0.0,
@@ -468,7 +473,7 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
     (run_dir / "classes.json").write_text(json.dumps(data.class_names))
     (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
     started = resume and (run_dir / "checkpoints" / "latest.json").exists()
-    semi = t.self_training and bool(np.any(data.train.labels < 0))
+    semi = data.self_trains(t)
     if init_from is None and not started and semi and t.supervised_stage_epochs:
         init_from = _supervised_stage(data_dir, run_dir, cfg, strategy, cache_dir, verbose)
     if teacher_from is None and semi and t.self_training_rounds > 1:
