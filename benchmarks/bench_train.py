@@ -133,7 +133,10 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          "heat-map, stride 8, heat-map regulariser 30": {"train": {"heatmap_weight": 30.0}},
          # The crop's pixels as area averages of 2x2 / 4x4 depth samples per cell (DataConfig.crop_supersample).
          "heat-map, stride 8, crop 2x2 samples per pixel": {"data": {"crop_supersample": 2}},
-         "heat-map, stride 8, crop 4x4 samples per pixel": {"data": {"crop_supersample": 4}}}
+         "heat-map, stride 8, crop 4x4 samples per pixel": {"data": {"crop_supersample": 4}},
+         "heat-map, stride 8, two hidden convs": {"model": {"keypoint_layers": 2}},
+         "heat-map, stride 8, stem 8-16-48-48": {"model": {"stem_filters": (8, 16, 48, 48)}},
+         "heat-map, stride 8, frame-edge cuts": {"train": {"edge_cut_augment": True}}}
 #: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 #: Rows written before these fields were recorded were trained with the defaults of then.

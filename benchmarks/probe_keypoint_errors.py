@@ -1,4 +1,4 @@
-"""Where a run's key-point error comes from: per axis, per joint, on its test and its training sequences.
+"""Where a run's key-point error comes from: per axis, joint and subject, on its test and its training sequences.
 
 Camera-space errors (mm) through the crop inverse, as ``kerasdance evaluate``; the training split is
 evaluated without augmentation, like the test split. Similar figures on both mean under-fitting.
@@ -47,7 +47,23 @@ def main(argv=None) -> None:
               + " mm")
         print("  per joint mm: " + " ".join(
             f"{Joint(j).name.lower()} {dist[..., j][valid[..., j]].mean():.0f}" for j in range(dist.shape[-1])))
+        # Per subject, with the mean signed error (prediction - truth; camera y is up): a subject whose feet leave
+        # the frame shows a large positive y (the joints placed at the frame's edge, above where they are).
+        subjects = np.array([r.subject for r in refs])
+        outside = _out_of_frame(prep, idx)
+        print("  per subject: " + "; ".join(
+            f"{s} {dist[subjects == s][valid[subjects == s]].mean():.0f} mm (signed y "
+            f"{err[subjects == s][..., 1][valid[subjects == s]].mean():+.0f}, "
+            f"{100 * outside[subjects == s][valid[subjects == s]].mean():.0f}% of joints out of frame)"
+            for s in np.unique(subjects)))
 
+
+def _out_of_frame(prep, idx: np.ndarray) -> np.ndarray:
+    """``(windows, frames, joints)``: whether each true joint projects outside its camera's image."""
+    from kerasdance.camera import Intrinsics
+
+    return np.stack([Intrinsics(*row[:4], int(row[4]), int(row[5])).outside(prep.joints_m[idx[i]])
+                     for i, row in enumerate(prep.intrinsics)])
 
 if __name__ == "__main__":
     main()

@@ -41,6 +41,15 @@ class Intrinsics:
         v = self.cy - self.fy * xyz[..., 1] / z
         return np.stack([u, v, z], axis=-1)
 
+    def outside(self, xyz_m: np.ndarray) -> np.ndarray:
+        """Camera metres ``(..., 3)`` -> ``(...)`` bool: the point projects outside the image (or lies behind the
+        camera). Missing (NaN) points are not outside."""
+        xyz = np.asarray(xyz_m, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            u, v, _ = np.moveaxis(self.project(xyz), -1, 0)
+            off = (u < 0) | (u >= self.width) | (v < 0) | (v >= self.height)
+        return np.isfinite(xyz).all(axis=-1) & (off | (xyz[..., 2] <= 0))
+
     def unproject(self, uvz: np.ndarray) -> np.ndarray:
         """``(..., 3)`` of (u, v, z_m) -> camera metres ``(..., 3)``; exact inverse of ``project``."""
         uvz = np.asarray(uvz, dtype=np.float64)

@@ -92,7 +92,7 @@ def data():
 def data_inspect(directory, json_out):
     """Validate a dataset (MSR-Action3D layout or generic layout) and print a summary: classes, subjects,
     lengths, depth range, which side performers lead their moves with (and whether `train --mirror` may
-    help), problems."""
+    help), how often skeletons leave the camera's view (and whether `train --edge-cuts` may help), problems."""
     from kerasdance.data.dataset import Dataset, format_inspect, inspect
 
     summary = inspect(Dataset.open(directory))
@@ -183,6 +183,10 @@ def model_summary(config_file, input_mode, classes):
 @click.option("--mirror/--no-mirror", default=None,
               help="Mirror half the training windows left-right (moves done on either side, left-handed "
                    "performers). Not for classes that depend on the side, e.g. turn left / turn right. [off]")
+@click.option("--edge-cuts/--no-edge-cuts", default=None,
+              help="Cut part of the body off at a frame edge in 30% of the training windows, so that the model "
+                   "learns to place joints out of the camera's view (performers near the camera: feet below the "
+                   "frame). [off]")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="[120]")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="[16]")
 @click.option("--seed", type=int, default=None, help="Seeds data order, augmentation, init, dropout. [0]")
@@ -200,8 +204,8 @@ def model_summary(config_file, input_mode, classes):
               help="Preprocessing cache. [~/.cache/kerasdance]")
 @friendly_errors
 def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_for_all, self_training,
-          supervised_epochs, rounds, mirror, epochs, batch_size, seed, val_fraction, strategy, config_file, resume,
-          init_from, cache_dir):
+          supervised_epochs, rounds, mirror, edge_cuts, epochs, batch_size, seed, val_fraction, strategy, config_file,
+          resume, init_from, cache_dir):
     """Train the LSTM-CNN with the custom loop (Dice-CE 3:1, OHEM, self-training)."""
     from kerasdance.config import RunConfig
     from kerasdance.evaluate import format_report
@@ -210,7 +214,7 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
     cfg = RunConfig.load(config_file) if config_file else RunConfig()
     t = {"protocol": protocol, "labelled_fraction": labelled_fraction, "keypoints_for_all": keypoints_for_all,
          "self_training": self_training, "supervised_stage_epochs": supervised_epochs,
-         "self_training_rounds": rounds, "mirror_augment": mirror,
+         "self_training_rounds": rounds, "mirror_augment": mirror, "edge_cut_augment": edge_cuts,
          "epochs": epochs,
          "batch_size": batch_size, "seed": seed,
          "validation_fraction": val_fraction, "strategy": strategy}

@@ -109,6 +109,8 @@ class ModelConfig(_Serialisable):
     # The heat-map head's hidden conv: 3 (3x3, spatial context; the default since recipe 5) or 1 (1x1, 20% fewer
     # FLOPs per window): with recipe 4, 85 against 91 mm on synthetic msr20 after 120 epochs (BENCHMARKS.md).
     keypoint_kernel: int = 3
+    # How many of those hidden convs the heat-map head stacks (per-frame key-point capacity at the S/8 map).
+    keypoint_layers: int = 1
     # Temporal refinement of the key-points: (k, 1) convs over time read the per-frame key-point trajectory
     # with the frames' temporal context and add a correction (zero-initialised). k = this; 0: none. With the
     # key-point weight 10 (TrainConfig): 90-91 mm instead of 101 mm on synthetic msr20 after 120 epochs
@@ -133,6 +135,8 @@ class ModelConfig(_Serialisable):
                f"({self.stem_first_stride}): the heat map is read from a stem map.")
         _check(self.keypoint_kernel in (1, 3),
                f"keypoint_kernel must be 1 or 3. Received: keypoint_kernel={self.keypoint_kernel!r}")
+        _check(self.keypoint_layers >= 1,
+               f"keypoint_layers must be >= 1. Received: keypoint_layers={self.keypoint_layers!r}")
         _check(self.keypoint_refine == 0 or (self.keypoint_refine >= 3 and self.keypoint_refine % 2 == 1),
                f"keypoint_refine must be 0 (off) or an odd kernel >= 3. Received: {self.keypoint_refine!r}")
         _check(0 <= self.dropout < 1, f"dropout must be in [0, 1). Received: {self.dropout!r}")
@@ -199,6 +203,10 @@ class TrainConfig(_Serialisable):
     # side ("turn left" / "turn right" do). It helps where performers do a move on either side and costs where all
     # use the same one (BENCHMARKS.md, "mirror" rows): ``kerasdance data inspect`` says which a dataset is.
     mirror_augment: bool = False
+    # Cut part of the body off at a frame edge in 30% of the training windows (``Augment.edge_cut``): performers who
+    # come near the camera leave its field of view (feet below the frame first). Without it a model has seen only
+    # whole bodies, and places the joints it cannot see at the frame's edge.
+    edge_cut_augment: bool = False
     validation_fraction: float = 0.0
     early_stopping_patience: int = 0
     strategy: str = "default"

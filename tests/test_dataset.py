@@ -355,6 +355,33 @@ def test_side_summary_advises_mirror_only_where_a_class_is_done_on_both_sides():
     assert unlabelled["lateral_classes"] == [] and not unlabelled["mirror"]
 
 
+def test_edge_summary_advises_edge_cuts_only_where_skeletons_leave_the_image():
+    from kerasdance.data.dataset import edge_summary
+
+    inside = [(s, 0.0) for s in (1, 2, 3)] + [(4, 0.01)]  # a stray joint is not a cut body
+    summary = edge_summary(inside + [(1, float("nan"))])
+    assert summary["sequences"] == 4 and summary["cut"] == 0 and not summary["edge_cuts"]
+    near = edge_summary(inside + [(8, 0.2), (8, 0.25), (None, 0.1)])
+    assert near["cut"] == 3 and near["cut_subjects"] == {"8": 2, "unknown": 1} and near["edge_cuts"]
+    assert near["joints_outside"] == pytest.approx((0.01 + 0.2 + 0.25 + 0.1) / 7)
+    assert edge_summary([]) is None
+    base = {"root": "r", "layout": "msr", "num_sequences": 0, "modalities": {"depth": 0, "skeleton": 0},
+            "frames": {"min": None}, "depth_mm": None, "zero_frames": 0, "zero_sequences": 0, "invalid_joint_rows": 0,
+            "per_class": {}, "per_subject": {}, "problems": [], "sides": None}
+    assert "--edge-cuts" in format_inspect({**base, "frame_edges": near}) and "8 (2)" in format_inspect(
+        {**base, "frame_edges": near})
+    assert "every skeleton inside the image" in format_inspect({**base, "frame_edges": summary})
+
+
+def test_inspect_finds_a_performer_whose_feet_leave_the_image(tmp_path):
+    from kerasdance.data import synthetic
+
+    for subject in (1, 8):  # synthetic msr20 subject 8 stands 2.05 m from the camera: its ankles are below the image
+        msr.write_msr_sequence(tmp_path, synthetic.generate_sequence("msr20", 0, subject, 1))
+    edges = inspect(Dataset.open(tmp_path))["frame_edges"]
+    assert edges["sequences"] == 2 and edges["cut_subjects"] == {"8": 1} and edges["edge_cuts"]
+
+
 def test_load_uses_the_split_label(tmp_path):
     ds = Dataset.open(msr_folder(tmp_path, actions=(2, 3), subjects=(1, 2)))
     sp = split(ds.refs, "as1", ds.class_names)  # action 2 -> 0, action 3 -> 1

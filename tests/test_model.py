@@ -22,6 +22,16 @@ def test_depth_output_shapes(kernel):
     assert m.get_layer("kp_hidden").layer.kernel_size == (kernel, kernel)
 
 
+def test_keypoint_layers_stack_hidden_convs_and_default_to_one():
+    m = build_lstm_cnn(dataclasses.replace(TINY, keypoint_layers=2), DATA)
+    assert m.get_layer("kp_hidden1").input.shape == m.get_layer("kp_hidden").output.shape  # one after the other
+    assert m(np.zeros((1, 8, 32, 32, 2), np.float32))["keypoints"].shape == (1, 8, 20, 3)
+    assert "kp_hidden1" not in [layer.name for layer in build_lstm_cnn(TINY, DATA).layers]
+    assert ModelConfig.from_dict({}).keypoint_layers == 1  # a saved config from before reads as the model it was
+    with pytest.raises(ValueError, match="keypoint_layers"):
+        ModelConfig(keypoint_layers=0)
+
+
 def test_patch_stem_skips_the_half_resolution_map_and_reads_the_heat_map_at_its_stride():
     cfg = dataclasses.replace(TINY, stem_filters=(8, 8, 8), stem_first_stride=4)
     m = build_lstm_cnn(cfg, DATA)

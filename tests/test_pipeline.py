@@ -211,6 +211,46 @@ def test_mirror_off_draws_nothing_from_the_random_stream(prepared):
     assert not all(np.array_equal(x["x"], y["x"]) for x, y in zip(a, on, strict=True))
 
 
+def test_edge_cut_blanks_one_side_of_a_line_near_an_edge_in_every_frame():
+    S = 32
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        x = np.zeros((3, S, S), np.float32)  # a body filling the crop
+        pipeline.cut_at_edge(x, rng)
+        bg = x == pp.BACKGROUND
+        assert np.array_equal(bg[0], bg[1]) and np.array_equal(bg[0], bg[2])  # one line for the window
+        rows, cols = np.flatnonzero(bg[0].all(axis=1)), np.flatnonzero(bg[0].all(axis=0))
+        assert (rows.size == 0) != (cols.size == 0)  # full rows or full columns, not both
+        assert bg[0].sum() == S * max(rows.size, cols.size)  # and nothing else
+        lines = rows if rows.size else cols
+        assert lines[-1] - lines[0] + 1 == lines.size  # one contiguous band...
+        edge = ("top" if lines[0] == 0 else "bottom") if rows.size else ("left" if lines[0] == 0 else "right")
+        assert (lines[0] == 0) != (lines[-1] == S - 1)  # ...from one edge, never the whole crop
+        (lo, hi), = [r for e, _, r in pipeline.EDGE_CUTS if e == edge]
+        # The line, in normalised crop units, is within the edge's range (to a cell).
+        line = (lines[-1] + 1 if lines[0] == 0 else lines[0]) / S * 2 - 1
+        assert lo - 2 / S <= line <= hi + 2 / S
+        seen.add(edge)
+    assert seen == {"bottom", "top", "left", "right"}
+
+
+def test_edge_cut_keeps_the_joint_targets_and_is_off_by_default(prepared):
+    plain = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0)
+    cut = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0, edge_cut=1.0)
+    sampler = pipeline.WindowSampler(prepared, CFG)
+    x, j, m, _ = sampler.window(1, np.random.default_rng(0), plain)
+    xc, jc, mc, _ = sampler.window(1, np.random.default_rng(0), cut)
+    np.testing.assert_array_equal(jc, j)  # the joints beyond the frame's edge are still the targets
+    np.testing.assert_array_equal(mc, m)
+    depth = xc[..., 0]
+    assert np.any(depth != x[..., 0]) and np.all((depth == x[..., 0]) | (depth == pp.BACKGROUND))
+    assert pipeline.Augment().edge_cut == 0
+    a = list(pipeline.WindowSampler(prepared, CFG, augment=pipeline.Augment()).epoch(0, 4))
+    on = list(pipeline.WindowSampler(prepared, CFG, augment=pipeline.Augment(edge_cut=0.5)).epoch(0, 4))
+    assert not all(np.array_equal(p["x"], q["x"]) for p, q in zip(a, on, strict=True))
+
+
 def test_mirror_in_skeleton_mode_mirrors_the_joints_the_features_are_made_of(prepared):
     import dataclasses
 

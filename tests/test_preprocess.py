@@ -28,6 +28,14 @@ def test_projection_round_trip():
     np.testing.assert_allclose(uvz[0], [160 + 285.63 * 0.25, 120 - 285.63 * 0.125, 2.0])
 
 
+def test_outside_tells_points_beyond_the_image():
+    # At 2 m the 320 x 240 Kinect v1 image spans x in [-1.12, 1.12) m and y in (-0.84, 0.84] m.
+    pts = np.array([[0.0, 0.0, 2.0], [0.0, -0.9, 2.0], [0.0, 0.9, 2.0], [1.2, 0.0, 2.0], [-1.2, 0.0, 2.0],
+                    [0.0, -0.8, 2.0], [0.0, 0.0, -1.0], [np.nan, np.nan, np.nan]])
+    np.testing.assert_array_equal(KINECT_V1.outside(pts), [False, True, True, True, True, False, True, False])
+    assert KINECT_V1.outside(pts.reshape(2, 4, 3)).shape == (2, 4)
+
+
 def test_frame_stats_finds_body_in_front_of_wall():
     st = pp.frame_stats(_person_frame(200, 130, 2500, wall_mm=4500), CFG)
     assert abs(st.u - 200) <= 1 and abs(st.v - 130) <= 1 and st.z_mm == 2500

@@ -61,11 +61,13 @@ def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path):
 def test_self_training_from_scratch_has_no_supervised_stage(tiny_msr, tiny_config, tmp_path):
     run = tmp_path / "run"
     res = CliRunner().invoke(cli, _train_args(tiny_msr, run, tiny_config, "--labelled-fraction", "0.5",
-                                              "--supervised-epochs", "0", "--epochs", "2", "--mirror"))
+                                              "--supervised-epochs", "0", "--epochs", "2", "--mirror",
+                                              "--edge-cuts"))
     assert res.exit_code == 0, res.output
     assert not (run / "supervised_stage").exists()
     saved = json.loads((run / "config.json").read_text())["train"]
     assert saved["supervised_stage_epochs"] == 0 and saved["mirror_augment"] is True
+    assert saved["edge_cut_augment"] is True
 
 
 def test_second_round_starts_from_the_stage_under_the_first_rounds_model_held_fixed(tiny_msr, tiny_config, tmp_path):

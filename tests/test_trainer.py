@@ -159,3 +159,12 @@ def test_unlabelled_sequences_keep_their_skeleton_only_where_it_is_the_input(tin
     # depth: the joints would be targets, so they go; skeleton: they are the camera's input stream, so they stay
     assert np.all(np.isfinite(data.train.joints_m[frames])) == (input_mode == "skeleton")
     assert np.all(np.isnan(data.train.joints_m[frames])) == (input_mode == "depth")
+
+
+def test_edge_cut_augment_reaches_the_training_windows(tmp_path, prepared_factory):
+    assert _trainer(tmp_path / "off", prepared_factory).sampler.augment.edge_cut == 0
+    on = _trainer(tmp_path / "on", prepared_factory, TINY.replace(train={"edge_cut_augment": True}))
+    assert on.sampler.augment.edge_cut == pipeline.EDGE_CUT_SHARE > 0
+    off = _trainer(tmp_path / "none", prepared_factory, TINY.replace(train={"edge_cut_augment": True,
+                                                                            "augment": False}))
+    assert off.sampler.augment is None  # no augmentation at all: no cuts either

@@ -534,7 +534,9 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
         ``{"root", "layout", "num_sequences", "class_names", "per_class", "unlabelled", "per_subject",
         "modalities", "frames": {"min", "median", "max"}, "depth_mm": {"min", "max"} (nonzero; None
         without depth), "zero_frames", "zero_sequences", "invalid_joint_rows", "sides" (``side_summary``:
-        which side performers lead with, and whether ``train --mirror`` may help), "problems"}``.
+        which side performers lead with, and whether ``train --mirror`` may help), "frame_edges"
+        (``edge_summary``: skeletons partly out of the camera's view, and whether ``train --edge-cuts`` may
+        help), "problems"}``.
     """
     per_class = {c: 0 for c in dataset.class_names}
     per_subject: dict[str, int] = {}
@@ -553,6 +555,7 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
     dmin, dmax = None, None
     zero_frames = zero_seqs = invalid_rows = 0
     sides: list[tuple] = []
+    edges: list[tuple] = []
     problems: list[str] = []
     logger = logging.getLogger("kerasdance.data")
     handler = _Collect()
@@ -582,6 +585,9 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
             if seq.joints_m is not None:
                 invalid_rows += int(np.isnan(seq.joints_m).any(axis=-1).sum())
                 sides.append((ref.label, ref.subject, side_balance(seq.joints_m)))
+                seen = np.isfinite(seq.joints_m).all(axis=-1)
+                if seen.any():
+                    edges.append((ref.subject, float(seq.intrinsics.outside(seq.joints_m)[seen].mean())))
             if {msr.KIND_SKELETON3D, msr.KIND_SCREEN} <= set(ref.paths):
                 try:
                     n3 = len(msr.read_skeleton3d(ref.paths[msr.KIND_SKELETON3D])[0])
@@ -616,6 +622,7 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
         "zero_sequences": zero_seqs,
         "invalid_joint_rows": invalid_rows,
         "sides": side_summary(sides, dataset.class_names),
+        "frame_edges": edge_summary(edges),
         "problems": problems,
     }
 
@@ -661,6 +668,35 @@ def side_summary(items: Iterable[tuple[int | None, int | None, float]], class_na
             "mirror": bool(both)}
 
 
+#: Share of a sequence's joint readings outside the image from which it counts as cut by the frame's edge.
+CUT_SHARE = 0.05
+
+
+def edge_summary(items: Iterable[tuple[int | None, float]]) -> dict | None:
+    """How often performers leave the camera's view, and whether ``train --edge-cuts`` may help.
+
+    Args:
+        items: ``(subject or None, share of the sequence's valid joints that project outside the image)`` per
+            sequence with a skeleton.
+
+    Returns:
+        None without any skeleton; else ``"sequences"``, ``"cut"`` (sequences with >= ``CUT_SHARE`` of their
+        joints outside), ``"cut_subjects"`` ``{subject: cut sequences}``, ``"joints_outside"`` (the mean share) and
+        ``"edge_cuts"``: True where some sequence is cut, so that the model should learn to place joints it
+        cannot see.
+    """
+    rows = [(subj, share) for subj, share in items if np.isfinite(share)]
+    if not rows:
+        return None
+    cut = [(subj, share) for subj, share in rows if share >= CUT_SHARE]
+    by_subject: dict[str, int] = {}
+    for subj, _ in cut:
+        key = "unknown" if subj is None else str(subj)
+        by_subject[key] = by_subject.get(key, 0) + 1
+    return {"sequences": len(rows), "cut": len(cut), "cut_subjects": by_subject,
+            "joints_outside": float(np.mean([share for _, share in rows])), "edge_cuts": bool(cut)}
+
+
 def format_inspect(summary: dict) -> str:
     """A readable multi-line table of an ``inspect`` summary (for the CLI)."""
     lines = [
@@ -704,6 +740,18 @@ def format_inspect(summary: dict) -> str:
             lines.append("           -> `kerasdance train --mirror` may help, unless a class depends on the side")
         else:
             lines.append(f"           every one-sided class is done on one side only{who}: leave --mirror off")
+    edges = summary.get("frame_edges")
+    if edges is not None:
+        if edges["edge_cuts"]:
+            who = ", ".join(f"{s} ({n})" for s, n in edges["cut_subjects"].items())
+            lines.append(f"frame      {edges['cut']} of {edges['sequences']} sequences have >= {CUT_SHARE:.0%} of "
+                         f"their joints outside the image ({edges['joints_outside']:.1%} of all joints)")
+            lines.append(f"           subject (sequences): {who}")
+            lines.append("           -> `kerasdance train --edge-cuts` teaches the model to place joints it cannot "
+                         "see")
+        else:
+            lines.append(f"frame      every skeleton inside the image ({edges['joints_outside']:.1%} of joints "
+                         "outside): --edge-cuts only if performers will come nearer the camera than here")
     problems = summary["problems"]
     lines.append("")
     lines.append(f"problems   {len(problems)}" if problems else "problems   none")

@@ -229,6 +229,11 @@ class Augment:
     # swapped): a move done on the other side or by a left-handed performer. Only for classes that do not depend
     # on the side (off by default; ``TrainConfig.mirror_augment`` turns it on for training).
     mirror: float = 0.0
+    # Probability of a frame-edge cut: everything beyond a random line near one edge of the crop becomes background,
+    # as when part of the performer leaves the camera's field of view (near the camera: feet below the frame, raised
+    # hands above it; at the side: an arm). The joints keep their targets, so the model learns to place joints it
+    # cannot see. Off by default (``TrainConfig.edge_cut_augment`` turns it on for training).
+    edge_cut: float = 0.0
 
     @classmethod
     def weak(cls) -> Augment:
@@ -434,7 +439,38 @@ def _augment_crops(x: np.ndarray, rng: np.random.Generator, aug: Augment) -> tup
         h, w = rng.integers(S // 8, S // 3, size=2)
         r, c = rng.integers(0, S - h), rng.integers(0, S - w)
         x[:, r : r + h, c : c + w] = pp.BACKGROUND
+    if aug.edge_cut > 0 and rng.random() < aug.edge_cut:  # drawn only when on: with it off, the stream is as before
+        cut_at_edge(x, rng)
     return x, np.array([rot, scale, shift[0], shift[1]], np.float32)
+
+
+#: Share of training windows cut at a frame edge when ``TrainConfig.edge_cut_augment`` is on.
+EDGE_CUT_SHARE = 0.3
+
+#: Frame-edge cuts: (edge, probability, range of the cut line in normalised crop units). Rows grow downwards and
+#: columns rightwards (the crop's a, b axes); a standing body spans rows -0.8 (hands up) .. 0.95 (feet), with the
+#: knees near 0.45 and the head near -0.45. The bottom is the likeliest (a performer near the camera).
+EDGE_CUTS = (("bottom", 0.5, (0.3, 0.95)), ("top", 0.2, (-0.95, -0.4)),
+             ("left", 0.15, (-0.95, -0.5)), ("right", 0.15, (0.5, 0.95)))
+
+
+def cut_at_edge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Set everything beyond a random line near one edge of ``(frames, S, S)`` crops to background, in place.
+
+    The same line for every frame of the window, as a camera's frame edge is fixed (see ``EDGE_CUTS``)."""
+    S = x.shape[-1]
+    k = rng.choice(len(EDGE_CUTS), p=[p for _, p, _ in EDGE_CUTS])
+    edge, _, (lo, hi) = EDGE_CUTS[k]
+    i = int(round((rng.uniform(lo, hi) + 1.0) / 2.0 * S))  # the first pixel beyond the line (cells are 2/S wide)
+    if edge == "bottom":
+        x[:, i:, :] = pp.BACKGROUND
+    elif edge == "top":
+        x[:, :i, :] = pp.BACKGROUND
+    elif edge == "left":
+        x[:, :, :i] = pp.BACKGROUND
+    else:
+        x[:, :, i:] = pp.BACKGROUND
+    return x
 
 
 def _rotate_y(joints: np.ndarray, angle: float) -> np.ndarray:

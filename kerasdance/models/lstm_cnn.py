@@ -130,7 +130,9 @@ def _heatmap_head(stem_maps, ctx, model_cfg: ModelConfig, T: int):
     k = layers.Add(name="kp_fuse")(terms) if len(terms) > 1 else terms[0]
     k = layers.ReLU(name="kp_fuse_relu")(k)
     kk = model_cfg.keypoint_kernel
-    k = layers.TimeDistributed(layers.Conv2D(C, kk, padding="same", activation="relu"), name="kp_hidden")(k)
+    for i in range(model_cfg.keypoint_layers):  # the first keeps its earlier name: saved weights load by name
+        name = "kp_hidden" if i == 0 else f"kp_hidden{i}"
+        k = layers.TimeDistributed(layers.Conv2D(C, kk, padding="same", activation="relu"), name=name)(k)
     k = layers.TimeDistributed(layers.Conv2D(2 * J, 1), name="kp_out")(k)
     return SoftArgmax2D(J, name="keypoints")(k)
 
