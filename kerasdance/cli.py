@@ -208,13 +208,15 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
           resume, init_from, cache_dir):
     """Train the LSTM-CNN with the custom loop (Dice-CE 3:1, OHEM, self-training)."""
     from kerasdance.config import RunConfig
+    from kerasdance.data.pipeline import EDGE_CUT_SHARE
     from kerasdance.evaluate import format_report
     from kerasdance.training.trainer import train as run_training
 
     cfg = RunConfig.load(config_file) if config_file else RunConfig()
     t = {"protocol": protocol, "labelled_fraction": labelled_fraction, "keypoints_for_all": keypoints_for_all,
          "self_training": self_training, "supervised_stage_epochs": supervised_epochs,
-         "self_training_rounds": rounds, "mirror_augment": mirror, "edge_cut_augment": edge_cuts,
+         "self_training_rounds": rounds, "mirror_augment": mirror,
+         "edge_cut_share": None if edge_cuts is None else EDGE_CUT_SHARE * edge_cuts,
          "epochs": epochs,
          "batch_size": batch_size, "seed": seed,
          "validation_fraction": val_fraction, "strategy": strategy}

@@ -203,10 +203,10 @@ class TrainConfig(_Serialisable):
     # side ("turn left" / "turn right" do). It helps where performers do a move on either side and costs where all
     # use the same one (BENCHMARKS.md, "mirror" rows): ``kerasdance data inspect`` says which a dataset is.
     mirror_augment: bool = False
-    # Cut part of the body off at a frame edge in 30% of the training windows (``Augment.edge_cut``): performers who
-    # come near the camera leave its field of view (feet below the frame first). Without it a model has seen only
-    # whole bodies, and places the joints it cannot see at the frame's edge.
-    edge_cut_augment: bool = False
+    # Share of the training windows cut at a frame edge (``Augment.edge_cut``; 0: none; ``train --edge-cuts``: 0.3):
+    # performers who come near the camera leave its field of view (feet below the frame first). Without it a model
+    # has seen only whole bodies, and places the joints it cannot see at the frame's edge.
+    edge_cut_share: float = 0.0
     validation_fraction: float = 0.0
     early_stopping_patience: int = 0
     strategy: str = "default"
@@ -230,6 +230,8 @@ class TrainConfig(_Serialisable):
         _check(self.self_training_rounds >= 1,
                f"self_training_rounds must be >= 1. Received: {self.self_training_rounds!r}")
         _check(0 < self.ohem_fraction <= 1, f"ohem_fraction must be in (0, 1]. Received: {self.ohem_fraction!r}")
+        _check(0 <= self.edge_cut_share <= 1,
+               f"edge_cut_share must be in [0, 1]. Received: edge_cut_share={self.edge_cut_share!r}")
         _check(self.heatmap_weight >= 0, f"heatmap_weight must be >= 0. Received: {self.heatmap_weight!r}")
         _check(self.ohem_ranking in ("sum", "each", "class"),
                f"ohem_ranking must be sum, each or class. Received: {self.ohem_ranking!r}")

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from kerasdance.cli import cli
+from kerasdance.data.pipeline import EDGE_CUT_SHARE
 
 
 def _train_args(data, run, cfg, *extra):
@@ -67,7 +68,7 @@ def test_self_training_from_scratch_has_no_supervised_stage(tiny_msr, tiny_confi
     assert not (run / "supervised_stage").exists()
     saved = json.loads((run / "config.json").read_text())["train"]
     assert saved["supervised_stage_epochs"] == 0 and saved["mirror_augment"] is True
-    assert saved["edge_cut_augment"] is True
+    assert saved["edge_cut_share"] == EDGE_CUT_SHARE > 0
 
 
 def test_second_round_starts_from_the_stage_under_the_first_rounds_model_held_fixed(tiny_msr, tiny_config, tmp_path):

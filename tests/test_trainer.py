@@ -163,8 +163,8 @@ def test_unlabelled_sequences_keep_their_skeleton_only_where_it_is_the_input(tin
 
 def test_edge_cut_augment_reaches_the_training_windows(tmp_path, prepared_factory):
     assert _trainer(tmp_path / "off", prepared_factory).sampler.augment.edge_cut == 0
-    on = _trainer(tmp_path / "on", prepared_factory, TINY.replace(train={"edge_cut_augment": True}))
-    assert on.sampler.augment.edge_cut == pipeline.EDGE_CUT_SHARE > 0
-    off = _trainer(tmp_path / "none", prepared_factory, TINY.replace(train={"edge_cut_augment": True,
+    on = _trainer(tmp_path / "on", prepared_factory, TINY.replace(train={"edge_cut_share": 0.2}))
+    assert on.sampler.augment.edge_cut == 0.2
+    off = _trainer(tmp_path / "none", prepared_factory, TINY.replace(train={"edge_cut_share": 0.2,
                                                                             "augment": False}))
     assert off.sampler.augment is None  # no augmentation at all: no cuts either

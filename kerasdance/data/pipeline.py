@@ -232,7 +232,7 @@ class Augment:
     # Probability of a frame-edge cut: everything beyond a random line near one edge of the crop becomes background,
     # as when part of the performer leaves the camera's field of view (near the camera: feet below the frame, raised
     # hands above it; at the side: an arm). The joints keep their targets, so the model learns to place joints it
-    # cannot see. Off by default (``TrainConfig.edge_cut_augment`` turns it on for training).
+    # cannot see. Off by default (``TrainConfig.edge_cut_share`` sets it for training).
     edge_cut: float = 0.0
 
     @classmethod
@@ -444,7 +444,7 @@ def _augment_crops(x: np.ndarray, rng: np.random.Generator, aug: Augment) -> tup
     return x, np.array([rot, scale, shift[0], shift[1]], np.float32)
 
 
-#: Share of training windows cut at a frame edge when ``TrainConfig.edge_cut_augment`` is on.
+#: Share of training windows cut at a frame edge with ``kerasdance train --edge-cuts``.
 EDGE_CUT_SHARE = 0.3
 
 #: Frame-edge cuts: (edge, probability, range of the cut line in normalised crop units). Rows grow downwards and

@@ -26,7 +26,7 @@ import numpy as np
 
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
-from kerasdance.data.pipeline import EDGE_CUT_SHARE, Augment, WindowSampler
+from kerasdance.data.pipeline import Augment, WindowSampler
 from kerasdance.errors import KerasdanceError
 from kerasdance.keras_backend import keras, tf
 from kerasdance.losses import dice_ce_loss, heatmap_loss, keypoint_loss
@@ -121,7 +121,7 @@ class Trainer:
         self.semi = data.self_trains(t)
         self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
                                      augment=Augment(mirror=0.5 if t.mirror_augment else 0.0,
-                                                     edge_cut=EDGE_CUT_SHARE if t.edge_cut_augment else 0.0)
+                                                     edge_cut=t.edge_cut_share)
                                      if t.augment else None,
                                      labelled_share=t.labelled_batch_share if self.semi else 0.0,
                                      targets_only=not self.semi)
