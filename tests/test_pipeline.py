@@ -175,14 +175,22 @@ def test_prefetch_stops_its_thread_when_the_consumer_stops_early():
     assert len(made) == n
 
 
+def _still(**kw) -> pipeline.Augment:
+    """An augmentation with no random geometry, noise or temporal crop: only what ``kw`` turns on."""
+    return pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0, **kw)
+
+
+def _plain_and(prepared, **kw):
+    """Window 1 of ``prepared`` without augmentation, and with only ``kw``'s (same random stream)."""
+    sampler = pipeline.WindowSampler(prepared, CFG)
+    return (sampler.window(1, np.random.default_rng(0), _still()),
+            sampler.window(1, np.random.default_rng(0), _still(**kw)))
+
+
 def test_mirror_flips_the_crops_and_swaps_left_and_right_joints(prepared):
     from kerasdance.skeleton import MIRROR, Joint
 
-    plain = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0)
-    mirrored = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0, mirror=1.0)
-    sampler = pipeline.WindowSampler(prepared, CFG)
-    x, j, m, _ = sampler.window(1, np.random.default_rng(0), plain)
-    xm, jm, mm, _ = sampler.window(1, np.random.default_rng(0), mirrored)
+    (x, j, m, _), (xm, jm, mm, _) = _plain_and(prepared, mirror=1.0)
     np.testing.assert_array_equal(xm[..., 0], x[:, :, ::-1, 0])  # columns flipped: the depth is the same
     L, R = Joint.HAND_LEFT, Joint.HAND_RIGHT
     np.testing.assert_allclose(jm[:, L], j[:, R] * [-1, 1, 1])  # the right hand, on the other side, is now left
@@ -236,11 +244,7 @@ def test_edge_cut_blanks_one_side_of_a_line_near_an_edge_in_every_frame():
 
 
 def test_edge_cut_keeps_the_joint_targets_and_is_off_by_default(prepared):
-    plain = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0)
-    cut = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0, edge_cut=1.0)
-    sampler = pipeline.WindowSampler(prepared, CFG)
-    x, j, m, _ = sampler.window(1, np.random.default_rng(0), plain)
-    xc, jc, mc, _ = sampler.window(1, np.random.default_rng(0), cut)
+    (x, j, m, _), (xc, jc, mc, _) = _plain_and(prepared, edge_cut=1.0)
     np.testing.assert_array_equal(jc, j)  # the joints beyond the frame's edge are still the targets
     np.testing.assert_array_equal(mc, m)
     depth = xc[..., 0]
@@ -256,9 +260,8 @@ def test_mirror_in_skeleton_mode_mirrors_the_joints_the_features_are_made_of(pre
 
     rng = np.random.default_rng(1)  # the fixture's skeletons are all alike: give them distinct joints
     prepared = dataclasses.replace(prepared, joints_m=rng.normal(0, 0.3, prepared.joints_m.shape).astype(np.float32))
-    mirrored = pipeline.Augment(rotation_rad=0, scale=0, shift=0, depth_noise=0, temporal_crop=1.0, mirror=1.0)
     sampler = pipeline.WindowSampler(prepared, CFG, input_mode="skeleton")
-    feats = sampler.window(2, np.random.default_rng(0), mirrored)[0]
+    feats = sampler.window(2, np.random.default_rng(0), _still(mirror=1.0))[0]
     s = prepared.frames_of(2)
     idx = s.start + pp.resample_indices(s.stop - s.start, CFG.frames)
     expected = pp.skeleton_features(mirror_joints(prepared.joints_m[idx]), CFG)
