@@ -27,7 +27,7 @@ import logging
 import numpy as np
 
 from kerasdance.config import RunConfig
-from kerasdance.data.pipeline import Augment, Prepared, WindowSampler
+from kerasdance.data.pipeline import Prepared, WindowSampler, training_augment
 from kerasdance.errors import KerasdanceError
 from kerasdance.keras_backend import keras, tf
 from kerasdance.losses import cross_entropy, dice_ce_loss, keypoint_loss
@@ -216,7 +216,7 @@ def finetune(model: keras.Model, prepared: Prepared, run_cfg: RunConfig, epochs:
     depth = run_cfg.model.input_mode == "depth"
     n_cls = run_cfg.model.num_classes
     sampler = WindowSampler(prepared, run_cfg.data, run_cfg.model.input_mode, seed=seed,
-                            augment=Augment() if t.augment else None)
+                            augment=training_augment(t))
     optimizer = keras.optimizers.Adam(learning_rate)
 
     def step(x, joints, mask, label, labelled):

@@ -444,6 +444,14 @@ def _augment_crops(x: np.ndarray, rng: np.random.Generator, aug: Augment) -> tup
     return x, np.array([rot, scale, shift[0], shift[1]], np.float32)
 
 
+def training_augment(t) -> Augment | None:
+    """The augmentation of a run's training windows (a ``TrainConfig``): the default strengths with the run's
+    mirror and frame-edge cuts; None without augmentation. The trainer and QAT fine-tuning both use it."""
+    if not t.augment:
+        return None
+    return Augment(mirror=0.5 if t.mirror_augment else 0.0, edge_cut=t.edge_cut_share)
+
+
 #: Share of training windows cut at a frame edge with ``kerasdance train --edge-cuts``.
 EDGE_CUT_SHARE = 0.3
 

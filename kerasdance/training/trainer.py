@@ -26,7 +26,7 @@ import numpy as np
 
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
-from kerasdance.data.pipeline import Augment, WindowSampler
+from kerasdance.data.pipeline import Augment, WindowSampler, training_augment
 from kerasdance.errors import KerasdanceError
 from kerasdance.keras_backend import keras, tf
 from kerasdance.losses import dice_ce_loss, heatmap_loss, keypoint_loss
@@ -120,9 +120,7 @@ class Trainer:
         self.depth = cfg.model.input_mode == "depth"
         self.semi = data.self_trains(t)
         self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
-                                     augment=Augment(mirror=0.5 if t.mirror_augment else 0.0,
-                                                     edge_cut=t.edge_cut_share)
-                                     if t.augment else None,
+                                     augment=training_augment(t),
                                      labelled_share=t.labelled_batch_share if self.semi else 0.0,
                                      targets_only=not self.semi)
         self.steps_per_epoch = self.sampler.num_batches(t.batch_size)
