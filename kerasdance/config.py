@@ -313,6 +313,7 @@ class RunConfig(_Serialisable):
 
 
 #: Fields added after runs were first saved, with the value a run saved without them was trained with.
-SAVED_RUN_ADDED_FIELDS = {"data": {"crop_supersample": 1},
-                          "model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0},
-                          "train": {"distribution_alignment": False}}
+SAVED_RUN_ADDED_FIELDS = {"data": {"crop_supersample": 1, "mark_outside": False},
+                          "model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0,
+                                    "keypoint_layers": 1},
+                          "train": {"distribution_alignment": False, "edge_cut_share": 0.0}}
