@@ -47,9 +47,6 @@ class DataConfig(_Serialisable):
         min_depth_mm / max_depth_mm: valid sensor range; other readings are treated as holes.
         crop_supersample: each crop pixel averages ``k x k`` depth pixels sampled evenly over its cell (an area
             average: thin limbs and silhouette edges keep sub-pixel detail); 1 = the nearest pixel only.
-        mark_outside: crop pixels beyond the camera's image get their own value (``preprocess.OUTSIDE``) instead
-            of the background's, so that the model can tell a body cut by the frame's edge from one that ends
-            there; frame-edge cuts (``TrainConfig.edge_cut_share``) then mark what they cut so too.
     """
 
     frames: int = 32
@@ -62,7 +59,6 @@ class DataConfig(_Serialisable):
     min_depth_mm: float = 400.0
     max_depth_mm: float = 8000.0
     crop_supersample: int = 1
-    mark_outside: bool = False
 
     def __post_init__(self):
         _check(self.frames >= 2, f"frames must be >= 2. Received: frames={self.frames!r}")
@@ -313,7 +309,7 @@ class RunConfig(_Serialisable):
 
 
 #: Fields added after runs were first saved, with the value a run saved without them was trained with.
-SAVED_RUN_ADDED_FIELDS = {"data": {"crop_supersample": 1, "mark_outside": False},
+SAVED_RUN_ADDED_FIELDS = {"data": {"crop_supersample": 1},
                           "model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0,
                                     "keypoint_layers": 1},
                           "train": {"distribution_alignment": False, "edge_cut_share": 0.0}}

@@ -255,18 +255,6 @@ def test_edge_cut_keeps_the_joint_targets_and_is_off_by_default(prepared):
     assert not all(np.array_equal(p["x"], q["x"]) for p, q in zip(a, on, strict=True))
 
 
-def test_edge_cut_marks_what_it_cuts_as_outside_the_image_where_the_data_does(prepared):
-    import dataclasses
-
-    cut = _still(edge_cut=1.0)
-    sampler = pipeline.WindowSampler(prepared, dataclasses.replace(CFG, mark_outside=True))
-    x = sampler.window(1, np.random.default_rng(0), cut)[0][..., 0]
-    plain = pipeline.WindowSampler(prepared, CFG).window(1, np.random.default_rng(0), cut)[0][..., 0]
-    # The same cut (one random stream); the cut pixels hold OUTSIDE instead of BACKGROUND, the rest is the same.
-    assert np.any(x == pp.OUTSIDE) and not np.any(plain == pp.OUTSIDE)
-    np.testing.assert_array_equal(np.where(x == pp.OUTSIDE, pp.BACKGROUND, x), plain)
-
-
 def test_mirror_in_skeleton_mode_mirrors_the_joints_the_features_are_made_of(prepared):
     import dataclasses
 

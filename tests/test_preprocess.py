@@ -99,21 +99,6 @@ def test_supersampled_crop_pixels_are_area_averages():
     assert not np.allclose(nearest, want)
 
 
-def test_mark_outside_tells_the_image_edge_from_background():
-    depth = np.stack([_person_frame(z_mm=2500, wall_mm=4500)] * 2)
-    crop = pp.Crop(160.0, 200.0, 160.0, 0.0, 2.5)  # centred 40 rows above the image's bottom: its lower half is out
-    plain = pp.crop_frames(depth, crop, CFG)
-    marked = pp.crop_frames(depth, crop, dataclasses.replace(CFG, mark_outside=True))
-    S = CFG.crop_size
-    v = 200.0 + 80.0 * pp.cell_centres(S)  # each crop row's image row
-    out_rows = np.floor(v + 0.5) >= 240
-    assert out_rows.any() and not out_rows.all()
-    assert np.all(marked[:, out_rows] == pp.OUTSIDE) and np.all(plain[:, out_rows] == pp.BACKGROUND)
-    # Inside the image nothing changes: the body, the wall beyond its band, as before.
-    np.testing.assert_array_equal(marked[:, ~out_rows], plain[:, ~out_rows])
-    assert pp.outside_value(CFG) == pp.BACKGROUND and not DataConfig().mark_outside
-
-
 def test_crop_supersample_is_checked():
     with pytest.raises(ValueError, match="crop_supersample"):
         dataclasses.replace(CFG, crop_supersample=0)

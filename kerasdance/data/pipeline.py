@@ -314,7 +314,7 @@ class WindowSampler:
         if mirror:
             x = x[:, :, ::-1]  # columns: the crop's grid is symmetric about its centre, so a -> -a exactly
         if aug is not None and rng is not None:
-            x, affine = _augment_crops(x, rng, aug, pp.outside_value(cfg))
+            x, affine = _augment_crops(x, rng, aug)
             joints = np.where(mask[..., None] > 0, affine_joints(joints, *affine[:2], affine[2:]), 0.0)
             joints = joints.astype(np.float32)
         return pp.add_motion(x, cfg, out=x_out), joints, mask, affine
@@ -422,10 +422,8 @@ def _noise(rng: np.random.Generator, shape) -> np.ndarray:
     return _NOISE_BANK[o : o + size].reshape(shape)
 
 
-def _augment_crops(x: np.ndarray, rng: np.random.Generator, aug: Augment, outside: float = pp.BACKGROUND
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Random affine + depth noise on the body + cutout boxes + a frame-edge cut (filled with ``outside``) on
-    ``(frames, S, S)`` crops.
+def _augment_crops(x: np.ndarray, rng: np.random.Generator, aug: Augment) -> tuple[np.ndarray, np.ndarray]:
+    """Random affine + depth noise on the body + cutout boxes on ``(frames, S, S)`` crops.
 
     Returns the crops and ``affine = (rot, scale, shift_a, shift_b)`` (see ``affine_joints``).
     """
@@ -442,7 +440,7 @@ def _augment_crops(x: np.ndarray, rng: np.random.Generator, aug: Augment, outsid
         r, c = rng.integers(0, S - h), rng.integers(0, S - w)
         x[:, r : r + h, c : c + w] = pp.BACKGROUND
     if aug.edge_cut > 0 and rng.random() < aug.edge_cut:  # drawn only when on: with it off, the stream is as before
-        cut_at_edge(x, rng, outside)
+        cut_at_edge(x, rng)
     return x, np.array([rot, scale, shift[0], shift[1]], np.float32)
 
 
@@ -464,9 +462,8 @@ EDGE_CUTS = (("bottom", 0.5, (0.3, 0.95)), ("top", 0.2, (-0.95, -0.4)),
              ("left", 0.15, (-0.95, -0.5)), ("right", 0.15, (0.5, 0.95)))
 
 
-def cut_at_edge(x: np.ndarray, rng: np.random.Generator, fill: float = pp.BACKGROUND) -> np.ndarray:
-    """Set everything beyond a random line near one edge of ``(frames, S, S)`` crops to ``fill``, in place (the
-    background, or ``preprocess.OUTSIDE`` where the data marks what lies beyond the image).
+def cut_at_edge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Set everything beyond a random line near one edge of ``(frames, S, S)`` crops to background, in place.
 
     The same line for every frame of the window, as a camera's frame edge is fixed (see ``EDGE_CUTS``)."""
     S = x.shape[-1]
@@ -474,13 +471,13 @@ def cut_at_edge(x: np.ndarray, rng: np.random.Generator, fill: float = pp.BACKGR
     edge, _, (lo, hi) = EDGE_CUTS[k]
     i = int(round((rng.uniform(lo, hi) + 1.0) / 2.0 * S))  # the first pixel beyond the line (cells are 2/S wide)
     if edge == "bottom":
-        x[:, i:, :] = fill
+        x[:, i:, :] = pp.BACKGROUND
     elif edge == "top":
-        x[:, :i, :] = fill
+        x[:, :i, :] = pp.BACKGROUND
     elif edge == "left":
-        x[:, :, :i] = fill
+        x[:, :, :i] = pp.BACKGROUND
     else:
-        x[:, :, i:] = fill
+        x[:, :, i:] = pp.BACKGROUND
     return x
 
 

@@ -29,13 +29,6 @@ log = logging.getLogger("kerasdance.data")
 
 #: Value of background / hole pixels in a normalised crop.
 BACKGROUND = 1.0
-#: Value of crop pixels beyond the camera's image with ``DataConfig.mark_outside`` (else they are ``BACKGROUND``).
-OUTSIDE = 2.0
-
-
-def outside_value(cfg: DataConfig) -> float:
-    """What a crop holds where the camera's image ends: ``OUTSIDE`` with ``cfg.mark_outside``, else ``BACKGROUND``."""
-    return OUTSIDE if cfg.mark_outside else BACKGROUND
 _HIST_BIN_MM = 100.0
 
 
@@ -159,9 +152,9 @@ def crop_frames(depth_mm: np.ndarray, crop: Crop, cfg: DataConfig, index: np.nda
     Each crop pixel is the mean of ``cfg.crop_supersample ** 2`` nearest-pixel samples spread evenly over its
     cell (one sample, the nearest pixel to the cell's centre, when it is 1). Each sample is normalised first:
     foreground (within ``depth_band_mm`` of the body) maps to ``(depth - z_body) / depth_scale_mm``;
-    background and holes to ``BACKGROUND``; outside-image pixels to ``outside_value(cfg)``; so a cell on the
-    silhouette's edge averages the two. ``index``: crop only these frames of ``depth_mm``, in this order (the
-    edge runtime's ring buffer), read in place rather than copied out whole first.
+    background, holes and outside-image pixels to ``BACKGROUND``; so a cell on the silhouette's edge
+    averages the two. ``index``: crop only these frames of ``depth_mm``, in this order (the edge runtime's ring
+    buffer), read in place rather than copied out whole first.
     """
     depth_mm = np.asarray(depth_mm)
     n, h, w = depth_mm.shape
@@ -183,9 +176,7 @@ def crop_frames(depth_mm: np.ndarray, crop: Crop, cfg: DataConfig, index: np.nda
     d = np.take(depth_mm.reshape(-1), index[:, None] * (h * w) + flat[None, :]).astype(np.float32)
     z_mm = crop.z_body_m * 1000.0
     fg = inside[None] & (d >= cfg.min_depth_mm) & (d <= cfg.max_depth_mm) & (np.abs(d - z_mm) <= cfg.depth_band_mm)
-    empty = np.where(inside, np.float32(BACKGROUND), np.float32(outside_value(cfg)))[None] if cfg.mark_outside \
-        else BACKGROUND
-    x = np.where(fg, (d - z_mm) / cfg.depth_scale_mm, empty).astype(np.float32, copy=False)
+    x = np.where(fg, (d - z_mm) / cfg.depth_scale_mm, BACKGROUND).astype(np.float32, copy=False)
     if k > 1:
         return x.reshape(frames, size, size, k * k).mean(axis=-1, dtype=np.float32)
     return x.reshape(frames, size, size)
