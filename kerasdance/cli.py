@@ -186,7 +186,8 @@ def model_summary(config_file, input_mode, classes):
 @click.option("--edge-cuts/--no-edge-cuts", default=None,
               help="Cut part of the body off at a frame edge in 30% of the training windows, so that the model "
                    "learns to place joints out of the camera's view (performers near the camera: feet below the "
-                   "frame). [off]")
+                   "frame), at a few mm more on whole bodies; `data inspect` says whether skeletons leave the "
+                   "image. [off]")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="[120]")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="[16]")
 @click.option("--seed", type=int, default=None, help="Seeds data order, augmentation, init, dropout. [0]")

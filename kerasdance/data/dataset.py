@@ -748,7 +748,7 @@ def format_inspect(summary: dict) -> str:
                          f"their joints outside the image ({edges['joints_outside']:.1%} of all joints)")
             lines.append(f"           subject (sequences): {who}")
             lines.append("           -> `kerasdance train --edge-cuts` teaches the model to place joints it cannot "
-                         "see")
+                         "see (at a few mm more on whole bodies)")
         else:
             lines.append(f"frame      every skeleton inside the image ({edges['joints_outside']:.1%} of joints "
                          "outside): --edge-cuts only if performers will come nearer the camera than here")
