@@ -65,5 +65,6 @@ def _out_of_frame(prep, idx: np.ndarray) -> np.ndarray:
     return np.stack([Intrinsics(*row[:4], int(row[4]), int(row[5])).outside(prep.joints_m[idx[i]])
                      for i, row in enumerate(prep.intrinsics)])
 
+
 if __name__ == "__main__":
     main()
