@@ -144,3 +144,13 @@ def test_kill_dash_9_then_resume_matches_uninterrupted_run(tiny_msr, tmp_path, p
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
     assert json.loads((full / "metrics.json").read_text())["accuracy"] == \
         json.loads((killed / "metrics.json").read_text())["accuracy"]
+
+
+def test_the_shipped_keypoint_config_is_what_the_readme_says():
+    from pathlib import Path
+
+    from kerasdance.config import RunConfig
+
+    cfg = RunConfig.load(Path(__file__).parents[1] / "configs" / "keypoints.json")
+    assert (cfg.train.epochs, cfg.train.edge_cut_share, cfg.train.ohem_ranking) == (200, EDGE_CUT_SHARE, "class")
+    assert cfg.model == RunConfig().model and cfg.data == RunConfig().data  # the defaults otherwise
