@@ -103,6 +103,11 @@ VARIANTS = {
     # as a fixed teacher (``TrainConfig.self_training_rounds``). The first round's pseudo-labels stay 85-91% right
     # from epoch 40 to 120 (docs/EXPERIMENTS.md, "At the default length"): the student's own errors are locked in.
     "semi, 2 rounds": {"self_training": True, "self_training_rounds": 2},
+    # configs/keypoints.json's training changes (frame-edge cuts in 30% of windows, OHEM ranking the class loss; run
+    # with --epochs 200 for the config itself): the best key-points with all labels; how do they do with few?
+    "supervised, key-point config": {"self_training": False, "edge_cut_share": 0.3, "ohem_ranking": "class"},
+    "semi, after supervised, key-point config": {"self_training": True, "edge_cut_share": 0.3,
+                                                 "ohem_ranking": "class"},
 }
 #: A multi-round variant whose first round (and supervised stage) is another variant's run: the same config and code
 #: path, so it is reused when that run is on disk instead of trained again.
