@@ -423,7 +423,8 @@ def _noise(rng: np.random.Generator, shape) -> np.ndarray:
 
 
 def _augment_crops(x: np.ndarray, rng: np.random.Generator, aug: Augment) -> tuple[np.ndarray, np.ndarray]:
-    """Random affine + depth noise on the body + cutout boxes on ``(frames, S, S)`` crops.
+    """Random affine + depth noise on the body + cutout boxes + a frame-edge cut (``aug.edge_cut``) on
+    ``(frames, S, S)`` crops.
 
     Returns the crops and ``affine = (rot, scale, shift_a, shift_b)`` (see ``affine_joints``).
     """
