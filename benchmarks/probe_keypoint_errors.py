@@ -50,20 +50,13 @@ def main(argv=None) -> None:
         # Per subject, with the mean signed error (prediction - truth; camera y is up): a subject whose feet leave
         # the frame shows a large positive y (the joints placed at the frame's edge, above where they are).
         subjects = np.array([r.subject for r in refs])
-        outside = _out_of_frame(prep, idx)
-        print("  per subject: " + "; ".join(
-            f"{s} {dist[subjects == s][valid[subjects == s]].mean():.0f} mm (signed y "
-            f"{err[subjects == s][..., 1][valid[subjects == s]].mean():+.0f}, "
-            f"{100 * outside[subjects == s][valid[subjects == s]].mean():.0f}% of joints out of frame)"
-            for s in np.unique(subjects)))
-
-
-def _out_of_frame(prep, idx: np.ndarray) -> np.ndarray:
-    """``(windows, frames, joints)``: whether each true joint projects outside its camera's image."""
-    from kerasdance.camera import Intrinsics
-
-    return np.stack([Intrinsics(*row[:4], int(row[4]), int(row[5])).outside(prep.joints_m[idx[i]])
-                     for i, row in enumerate(prep.intrinsics)])
+        outside = np.stack([prep.camera(i).outside(tm[i]) for i in range(len(prep))])  # the true joints
+        per = []
+        for s in np.unique(subjects):
+            v = valid & (subjects == s)[:, None, None]
+            per.append(f"{s} {dist[v].mean():.0f} mm (signed y {err[..., 1][v].mean():+.0f}, "
+                       f"{100 * outside[v].mean():.0f}% of joints out of frame)")
+        print("  per subject: " + "; ".join(per))
 
 
 if __name__ == "__main__":

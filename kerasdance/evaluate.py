@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasdance.camera import Intrinsics
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
 from kerasdance.data import preprocess as pp
@@ -22,9 +21,8 @@ def predictions_to_camera(keypoints: np.ndarray, prepared: pipeline.Prepared, cf
     pred_m, true_m = [], []
     for i in range(len(prepared)):
         idx = _window_frames(prepared, i, cfg)
-        intr = Intrinsics(*prepared.intrinsics[i][:4], int(prepared.intrinsics[i][4]), int(prepared.intrinsics[i][5]))
         crop = pp.Crop.from_array(prepared.crop_params[i])
-        pred_m.append(pp.crop_to_camera(keypoints[i], crop, intr, cfg.data))
+        pred_m.append(pp.crop_to_camera(keypoints[i], crop, prepared.camera(i), cfg.data))
         true_m.append(prepared.joints_m[idx])
     return np.stack(pred_m), np.stack(true_m)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasdance.camera import Intrinsics
 from kerasdance.config import DataConfig
 from kerasdance.data import preprocess as pp
 from kerasdance.skeleton import MIRROR, NUM_JOINTS, mirror_joints
@@ -71,6 +72,11 @@ class Prepared:
 
     def frames_of(self, i: int) -> slice:
         return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    def camera(self, i: int) -> Intrinsics:
+        """Sequence ``i``'s camera (its ``intrinsics`` row)."""
+        fx, fy, cx, cy, w, h = self.intrinsics[i]
+        return Intrinsics(fx, fy, cx, cy, int(w), int(h))
 
     def subset(self, idx) -> Prepared:
         """The sequences ``idx`` (in that order), frames copied."""
