@@ -139,7 +139,10 @@ HEADS = {"heat-map, stride 8": {}, "heat-map, stride 4": {"model": {"heatmap_str
          "heat-map, stride 8, frame-edge cuts": {"train": {"edge_cut_share": 0.3}},
          "heat-map, stride 8, frame-edge cuts in 15% of windows": {"train": {"edge_cut_share": 0.15}},
          "heat-map, stride 8, frame-edge cuts, OHEM ranks the class loss": {"train": {"edge_cut_share": 0.3,
-                                                                                      "ohem_ranking": "class"}}}
+                                                                                      "ohem_ranking": "class"}},
+         # The key-point config with half the training windows mirrored (its flip test then sees a familiar input).
+         "heat-map, stride 8, frame-edge cuts, OHEM ranks the class loss, mirror": {
+             "train": {"edge_cut_share": 0.3, "ohem_ranking": "class", "mirror_augment": True}}}
 #: One JSON row per (head, seed, epochs) run; a rerun skips the rows it has and the table shows them all.
 HEAD_RESULTS = Path(__file__).resolve().parent / "results" / "keypoint_heads.jsonl"
 #: Rows written before these fields were recorded were trained with the defaults of then.

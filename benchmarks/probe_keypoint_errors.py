@@ -57,6 +57,31 @@ def main(argv=None) -> None:
             per.append(f"{s} {dist[v].mean():.0f} mm (signed y {err[..., 1][v].mean():+.0f}, "
                        f"{100 * outside[v].mean():.0f}% of joints out of frame)")
         print("  per subject: " + "; ".join(per))
+        # The same error with each frame's mean offset removed (placement), then also its best scale (size): what
+        # is left is the pose. A size ratio below 1 means the predicted skeleton is smaller than the true one.
+        v3 = valid[..., None]
+        pc = _centred(pm, v3)
+        tc = _centred(tm, v3)
+        dot = np.where(v3, pc * tc, 0.0).sum(axis=(-1, -2))
+        pp2 = np.where(v3, pc * pc, 0.0).sum(axis=(-1, -2))
+        tt2 = np.where(v3, tc * tc, 0.0).sum(axis=(-1, -2))
+        best = np.where(pp2 > 0, dot / np.maximum(pp2, 1e-12), 1.0)[..., None, None]
+        centred = np.linalg.norm(pc - tc, axis=-1) * 1000.0
+        scaled = np.linalg.norm(best * pc - tc, axis=-1) * 1000.0
+        size = np.sqrt(pp2 / np.maximum(tt2, 1e-12))
+        per = []
+        for s in np.unique(subjects):
+            v = valid & (subjects == s)[:, None, None]
+            f = (subjects == s)[:, None] & (valid.sum(-1) > 0)
+            per.append(f"{s} {centred[v].mean():.0f} / {scaled[v].mean():.0f} mm (size {np.median(size[f]):.3f})")
+        print("  per subject, placement removed / and size: " + "; ".join(per))
+
+
+def _centred(joints: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(..., joints, 3)`` less each frame's mean over its valid joints."""
+    n = np.maximum(valid.sum(axis=-2, keepdims=True), 1)
+    mean = np.where(valid, joints, 0.0).sum(axis=-2, keepdims=True) / n
+    return joints - mean
 
 
 if __name__ == "__main__":

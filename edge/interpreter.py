@@ -20,6 +20,7 @@ from kerasdance.camera import Intrinsics
 from kerasdance.config import DataConfig
 from kerasdance.errors import ModelFileError
 from kerasdance.modelmeta import ModelMeta, load_meta
+from kerasdance.skeleton import flip_average, mirror_window
 
 log = logging.getLogger("kerasdance.edge")
 
@@ -54,6 +55,8 @@ class EdgeModel:
     Args:
         model_path: ``MODEL.tflite``; ``MODEL.tflite.json`` must lie beside it.
         num_threads: interpreter threads.
+        flip_test: ``predict`` averages the key-points with those of the mirrored window (two invocations,
+            ``kerasdance.skeleton.flip_average``); the class probabilities stay the window's own. Depth models only.
 
     Raises:
         ModelFileError: missing model or sidecar, sidecar of other model bytes, a file the
@@ -61,11 +64,15 @@ class EdgeModel:
         ImportError: no interpreter is installed.
     """
 
-    def __init__(self, model_path: str | Path, num_threads: int = 1):
+    def __init__(self, model_path: str | Path, num_threads: int = 1, flip_test: bool = False):
         self.path = Path(model_path)
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1. Received: num_threads={num_threads!r}")
         self.meta: ModelMeta = load_meta(self.path)
+        if flip_test and self.meta.input_mode != "depth":
+            raise ModelFileError(f"{self.path} takes skeletons and predicts no key-points: the flip test does not "
+                                 "apply")
+        self.flip_test = flip_test
         self.data_config: DataConfig = self.meta.data_config
         self.intrinsics: Intrinsics = self.meta.camera
         self.class_names: tuple[str, ...] = tuple(self.meta.class_names)
@@ -78,7 +85,7 @@ class EdgeModel:
         except (ValueError, RuntimeError) as e:
             raise ModelFileError(f"{self.path}: the interpreter cannot load this model ({e})") from None
         self._check_tensors()
-        #: Milliseconds of the last ``predict``'s interpreter call (quantisation included).
+        #: Milliseconds of the last ``predict``'s interpreter calls (quantisation included; two with the flip test).
         self.last_invoke_ms = 0.0
 
     # --- tensors --------------------------------------------------------------------------------------------
@@ -169,15 +176,21 @@ class EdgeModel:
         if x.shape != self.input_shape:
             raise ValueError(f"window must be {self.input_shape}. Received: shape={x.shape}")
         t0 = time.perf_counter()
+        kp, logits = self._invoke(x)
+        if self.flip_test and kp is not None:
+            kp = flip_average(kp, self._invoke(mirror_window(x))[0])
+        self.last_invoke_ms = (time.perf_counter() - t0) * 1000.0
+        return kp, _softmax(logits)
+
+    def _invoke(self, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """One interpreter call on one window: ``(keypoints or None, logits)``."""
         # A fused LSTM keeps its h/c state in TFLite variable tensors that survive invoke(): every window
         # must start from zero state, as in training (a no-op for unrolled exports).
         self._interp.reset_all_variables()
         self._interp.set_tensor(self._input["index"], self._quantize(x)[None])
         self._interp.invoke()
-        logits = self._output(self._logits)[0]
         kp = self._output(self._keypoints)[0] if self._keypoints is not None else None
-        self.last_invoke_ms = (time.perf_counter() - t0) * 1000.0
-        return kp, _softmax(logits)
+        return kp, self._output(self._logits)[0]
 
     def __repr__(self) -> str:
         return (f"EdgeModel({str(self.path)!r}, input={self.input_shape} {self.input_dtype}, "

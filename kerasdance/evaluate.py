@@ -11,6 +11,7 @@ import numpy as np
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
 from kerasdance.data import preprocess as pp
+from kerasdance.errors import KerasdanceError
 from kerasdance.metrics import confusion_matrix, keypoint_summary, per_class_prf
 
 log = logging.getLogger("kerasdance.evaluate")
@@ -64,7 +65,9 @@ def format_report(metrics: dict, class_names: list[str]) -> str:
     """A readable text report: headline figures, per-class table and confusion matrix."""
     lines = [f"test sequences: {metrics['n_test']}", f"accuracy:       {metrics['accuracy'] * 100:.1f}%"]
     if np.isfinite(metrics.get("mpjpe_mm", float("nan"))):
-        lines += [f"MPJPE:          {metrics['mpjpe_mm']:.1f} mm (root-relative {metrics['mpjpe_rel_mm']:.1f} mm)",
+        flip = " with the flip test" if metrics.get("flip_test") else ""
+        lines += [f"MPJPE:          {metrics['mpjpe_mm']:.1f} mm "
+                  f"(root-relative {metrics['mpjpe_rel_mm']:.1f} mm){flip}",
                   f"mAP@10cm:       {metrics['map_10cm'] * 100:.1f}%",
                   f"RMSE (crop):    {metrics['rmse_norm']:.4f}"]
     pc = metrics["per_class"]
@@ -101,18 +104,20 @@ def confusion_png(cm: np.ndarray, class_names: list[str], path: str | Path, cell
     img.save(path)
 
 
-def evaluate_run(run_dir, data_dir=None, cache_dir=None) -> tuple[dict, list[str]]:
+def evaluate_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False) -> tuple[dict, list[str]]:
     """Evaluate ``RUN_DIR/model.keras`` on the test split of the run's protocol.
 
     Args:
         run_dir: a finished (or partly trained) run folder.
         data_dir: the dataset; defaults to the one recorded in ``RUN_DIR/data.json``.
+        flip_test: key-points averaged with the mirrored window's (see ``trainer.predict_windows``); recorded in
+            the metrics as ``flip_test``.
     """
-    pred, test, cfg, class_names = predict_run(run_dir, data_dir, cache_dir)
-    return evaluate_prepared(pred, test, cfg), class_names
+    pred, test, cfg, class_names = predict_run(run_dir, data_dir, cache_dir, flip_test)
+    return {**evaluate_prepared(pred, test, cfg), "flip_test": flip_test}, class_names
 
 
-def predict_run(run_dir, data_dir=None, cache_dir=None):
+def predict_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False):
     """``RUN_DIR/model.keras``'s outputs on the test split of the run's protocol (see ``evaluate_run``).
 
     Returns:
@@ -124,6 +129,8 @@ def predict_run(run_dir, data_dir=None, cache_dir=None):
 
     run_dir = Path(run_dir)
     cfg, _, model = load_run(run_dir)
+    if flip_test and cfg.model.input_mode != "depth":
+        raise KerasdanceError(f"{run_dir} takes skeletons and predicts no key-points: the flip test does not apply")
     if data_dir is None:
         info = run_dir / "data.json"
         if not info.exists():
@@ -132,5 +139,6 @@ def predict_run(run_dir, data_dir=None, cache_dir=None):
     ds = Dataset.open(data_dir)
     sp = split(ds.refs, cfg.train.protocol, ds.class_names)
     test = pipeline.prepare(ds, sp.test, cfg.data, cache_dir, cfg.model.input_mode == "depth")
-    pred = predict_windows(model, pipeline.WindowSampler(test, cfg.data, cfg.model.input_mode, augment=None))
+    pred = predict_windows(model, pipeline.WindowSampler(test, cfg.data, cfg.model.input_mode, augment=None),
+                           flip_test=flip_test)
     return pred, test, cfg, list(sp.class_names)

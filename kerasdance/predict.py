@@ -10,7 +10,8 @@ import numpy as np
 from kerasdance.config import RunConfig
 from kerasdance.data import preprocess as pp
 from kerasdance.data.types import Sequence
-from kerasdance.errors import DataFormatError
+from kerasdance.errors import DataFormatError, KerasdanceError
+from kerasdance.skeleton import flip_average, mirror_window
 
 
 def load_recording(path: str | Path) -> Sequence:
@@ -55,13 +56,17 @@ def load_run(run_dir: str | Path):
     return cfg, [str(c) for c in class_names], load_model(run_dir / "model.keras")
 
 
-def predict_sequence(run_dir: str | Path, seq: Sequence) -> dict:
+def predict_sequence(run_dir: str | Path, seq: Sequence, flip_test: bool = False) -> dict:
     """Run a trained run's model on a whole sequence.
+
+    ``flip_test``: the joints are averaged with those of the mirrored window (``skeleton.flip_average``).
 
     Returns:
         ``{"label", "class_name", "confidence", "probs", "joints_m" (T, 20, 3) or None, "frame_index" (T,)}``.
     """
     cfg, class_names, model = load_run(run_dir)
+    if flip_test and cfg.model.input_mode != "depth":
+        raise KerasdanceError(f"{run_dir} takes skeletons and predicts no joints: the flip test does not apply")
     keep = np.flatnonzero(seq.depth_valid) if seq.depth_mm is not None else np.arange(seq.num_frames)
     idx = keep[pp.resample_indices(keep.size, cfg.data.frames)]
     if cfg.model.input_mode == "depth":
@@ -78,6 +83,9 @@ def predict_sequence(run_dir: str | Path, seq: Sequence) -> dict:
     k = int(np.argmax(probs))
     joints = None
     if "keypoints" in out:
-        joints = pp.crop_to_camera(np.asarray(out["keypoints"])[0], win.crop, seq.intrinsics, cfg.data)
+        kp = np.asarray(out["keypoints"])[0]
+        if flip_test:
+            kp = flip_average(kp, np.asarray(model(mirror_window(x), training=False)["keypoints"])[0])
+        joints = pp.crop_to_camera(kp, win.crop, seq.intrinsics, cfg.data)
     return {"label": k, "class_name": class_names[k], "confidence": float(probs[k]), "probs": probs,
             "joints_m": joints, "frame_index": idx}

@@ -114,6 +114,19 @@ def mirror_joints(joints: np.ndarray) -> np.ndarray:
     return out
 
 
+def mirror_window(x: np.ndarray) -> np.ndarray:
+    """A model's depth input ``(..., S, S, channels)`` with the crop's columns flipped: the window of the mirrored
+    scene, whose joints are ``mirror_joints`` of the original's (the crop grid is symmetric: column a -> -a)."""
+    return np.ascontiguousarray(np.asarray(x)[..., ::-1, :])
+
+
+def flip_average(keypoints: np.ndarray, keypoints_of_mirror: np.ndarray) -> np.ndarray:
+    """The flip test: key-points ``(..., 20, 3)`` in crop coordinates averaged with those predicted for the
+    ``mirror_window`` of the same input, mirrored back. Two looks at one body, with left and right swapped, err
+    differently; their mean errs less (a standard test-time step of pose estimators)."""
+    return ((np.asarray(keypoints) + mirror_joints(keypoints_of_mirror)) * 0.5).astype(np.float32)
+
+
 #: The limbs' joints whose motion tells which side leads a move (``side_balance``), left and right.
 LIMBS_LEFT: tuple[int, ...] = (J.ELBOW_LEFT, J.WRIST_LEFT, J.HAND_LEFT, J.KNEE_LEFT, J.ANKLE_LEFT, J.FOOT_LEFT)
 LIMBS_RIGHT: tuple[int, ...] = tuple(MIRROR[j] for j in LIMBS_LEFT)

@@ -86,6 +86,8 @@ def test_bench_json(tiny_model):  # noqa: F811
     assert rep["fps"] > 0 and 0 < rep["latency_ms_p50"] <= rep["latency_ms_p99"] and rep["frames"] == 20
     res = CliRunner().invoke(main, ["bench", "--model", str(tiny_model.path), "--frames", "5"])
     assert res.exit_code == 0 and "p50" in res.output and "fps" in res.output
+    res = CliRunner().invoke(main, ["bench", "--model", str(tiny_model.path), "--frames", "5", "--flip-test"])
+    assert res.exit_code == 0 and "flip test" in res.output
 
 
 def _one_line_error(res, pattern):

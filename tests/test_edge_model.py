@@ -49,6 +49,20 @@ def test_int8_model_quantizes_inputs_and_dequantizes_outputs(tiny_model):  # noq
     assert probs.sum() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_flip_test_averages_two_invocations_keypoints_and_keeps_the_windows_class(tiny_model):  # noqa: F811
+    from kerasdance.skeleton import flip_average, mirror_window
+
+    x = np.load(tiny_model.outputs)["x"][0]
+    plain = EdgeModel(tiny_model.path)
+    kp, probs = plain.predict(x)
+    kp_mirror, _ = plain.predict(mirror_window(x))
+    flip = EdgeModel(tiny_model.path, flip_test=True)
+    kp_flip, probs_flip = flip.predict(x)
+    np.testing.assert_allclose(kp_flip, flip_average(kp, kp_mirror), atol=1e-6)
+    assert not np.allclose(kp_flip, kp)
+    np.testing.assert_array_equal(probs_flip, probs)
+
+
 def test_predict_rejects_a_window_of_the_wrong_shape(tiny_model):  # noqa: F811
     model = EdgeModel(tiny_model.path)
     with pytest.raises(ValueError, match=r"window must be \(8, 32, 32, 2\)"):

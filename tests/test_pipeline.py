@@ -209,6 +209,43 @@ def test_mirror_flips_the_crops_and_swaps_left_and_right_joints(prepared):
     assert mirror_joints(joint)[0, Joint.HAND_LEFT, 0] == (col + 0.5) / S * 2 - 1
 
 
+def test_mirror_window_is_the_mirrored_scenes_window_and_the_flip_test_undoes_it(prepared):
+    from kerasdance.skeleton import flip_average, mirror_window
+
+    (x, j, _, _), (xm, jm, _, _) = _plain_and(prepared, mirror=1.0)
+    np.testing.assert_array_equal(mirror_window(x), xm)  # both channels: depth and its frame difference
+    np.testing.assert_array_equal(mirror_window(mirror_window(x)), x)
+    np.testing.assert_array_equal(mirror_window(x[None])[0], xm)  # a batch axis in front
+    # A model that sees the mirrored scene exactly mirrored: the flip test gives its own answer back.
+    np.testing.assert_allclose(flip_average(j, jm), j, atol=1e-6)
+    # Errors e on the window and d on its mirror (mirrored back) average to (e + d) / 2.
+    e, d = np.full_like(j, 0.02), np.full_like(j, -0.06)
+    np.testing.assert_allclose(flip_average(j + e, mirror_joints(j + d)), j - 0.02, atol=1e-6)
+
+
+def test_predict_windows_flip_test_averages_the_keypoints_only(prepared):
+    from kerasdance.skeleton import flip_average, mirror_window
+    from kerasdance.training.trainer import predict_windows
+
+    seen = []
+
+    def model(x, training=False):  # key-points from the left half of the image: not mirror-symmetric
+        seen.append(np.asarray(x))
+        left = np.asarray(x)[:, :, :, : x.shape[3] // 2].mean(axis=(2, 3, 4))  # (n, T)
+        kp = np.broadcast_to(left[:, :, None, None], left.shape + (20, 3)) * np.arange(1, 61).reshape(20, 3)
+        return {"logits": np.asarray(x).mean(axis=(1, 2, 3))[:, :1] * np.ones((1, 3)), "keypoints": kp}
+
+    sampler = pipeline.WindowSampler(prepared, CFG, augment=None)
+    plain = predict_windows(model, sampler, batch_size=4)
+    seen.clear()
+    flip = predict_windows(model, sampler, batch_size=4, flip_test=True)
+    np.testing.assert_array_equal(seen[1], mirror_window(seen[0]))  # the second look is at the mirrored window
+    mirrored = np.concatenate([model(mirror_window(b), False)["keypoints"] for b in seen[0::2]])
+    np.testing.assert_allclose(flip["keypoints"], flip_average(plain["keypoints"], mirrored), rtol=1e-6)
+    assert not np.allclose(flip["keypoints"], plain["keypoints"])
+    np.testing.assert_array_equal(flip["logits"], plain["logits"])  # the class from the window as it is
+
+
 def test_mirror_off_draws_nothing_from_the_random_stream(prepared):
     sampler = pipeline.WindowSampler(prepared, CFG, augment=pipeline.Augment(mirror=0.0))
     a = list(sampler.epoch(0, 4))

@@ -45,6 +45,11 @@ def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path):
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == pytest.approx(metrics["accuracy"])
     assert (run / "confusion.png").exists()
+    res = runner.invoke(cli, ["evaluate", str(run), "--flip-test", "--json", str(tmp_path / "f.json")])
+    assert res.exit_code == 0 and "with the flip test" in res.output, res.output
+    flip = json.loads((tmp_path / "f.json").read_text())
+    assert flip["flip_test"] is True and flip["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert np.isfinite(flip["mpjpe_mm"]) and flip["mpjpe_mm"] != pytest.approx(metrics["mpjpe_mm"], abs=1e-6)
 
     rec = tiny_msr / "a02_s02_e01_sdepth.bin"
     res = runner.invoke(cli, ["predict", str(run), str(rec), "--joints-out", str(tmp_path / "j.json"),
@@ -53,6 +58,10 @@ def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path):
     assert "confidence" in res.output
     joints = json.loads((tmp_path / "j.json").read_text())
     assert np.asarray(joints["joints_m"]).shape == (8, 20, 3)
+    res = runner.invoke(cli, ["predict", str(run), str(rec), "--flip-test", "--joints-out", str(tmp_path / "f.json")])
+    assert res.exit_code == 0, res.output
+    flipped = np.asarray(json.loads((tmp_path / "f.json").read_text())["joints_m"])
+    assert flipped.shape == (8, 20, 3) and not np.allclose(flipped, joints["joints_m"])
     assert (tmp_path / "a.gif").stat().st_size > 0
 
     res = runner.invoke(cli, _train_args(tiny_msr, run, tiny_config))

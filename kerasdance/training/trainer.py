@@ -31,6 +31,7 @@ from kerasdance.errors import KerasdanceError
 from kerasdance.keras_backend import keras, tf
 from kerasdance.losses import dice_ce_loss, heatmap_loss, keypoint_loss
 from kerasdance.models.lstm_cnn import build_lstm_cnn, load_model
+from kerasdance.skeleton import flip_average, mirror_window
 from kerasdance.training.hard_mining import mined_loss, mined_mean
 from kerasdance.training.self_training import (
     align_distribution,
@@ -376,15 +377,22 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def predict_windows(model, sampler: WindowSampler, batch_size: int = 32) -> dict[str, np.ndarray]:
-    """Run ``model`` on every evaluation window of ``sampler`` (no augmentation)."""
+def predict_windows(model, sampler: WindowSampler, batch_size: int = 32, flip_test: bool = False
+                    ) -> dict[str, np.ndarray]:
+    """Run ``model`` on every evaluation window of ``sampler`` (no augmentation).
+
+    ``flip_test``: the key-points are ``skeleton.flip_average``'s of each window and its mirror (two passes);
+    the class scores stay those of the window as it is (a move's side can be what names it)."""
     outs: dict[str, list] = {}
     n = len(sampler.data)
     for b0 in range(0, n, batch_size):
         b = sampler.batch(np.arange(b0, min(n, b0 + batch_size)))
-        res = model(b["x"], training=False)
+        res = {k: np.asarray(v) for k, v in model(b["x"], training=False).items()}
+        if flip_test and "keypoints" in res:
+            mirrored = np.asarray(model(mirror_window(b["x"]), training=False)["keypoints"])
+            res["keypoints"] = flip_average(res["keypoints"], mirrored)
         for k, v in res.items():
-            outs.setdefault(k, []).append(np.asarray(v))
+            outs.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
