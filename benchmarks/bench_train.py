@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import peak_rss_mb, table, write_section
+from benchmarks.common import mean_sd, peak_rss_mb, table, write_section
 from benchmarks.datasets import CACHE, DATA, synthetic_set
 
 FEEDS = ("thread", "thread, low priority", "tf.data", "tf.data autotuned")
@@ -183,8 +183,8 @@ def heads_section(epochs: int, cmd: str, only: list[str] | None = None, seeds: t
                       r"|crop \dx\d samples per pixel)", "", head)
         out.append({"head": arch, "stem": stem, "kw": f"{kw:g}", "refine": refine or "—", "conv": f"{kernel}x{kernel}",
                     "lr": f"{lr:g}", "ohem": ohem, "crop": f"{crop_k}x{crop_k}", "epochs": ep,
-                    "seeds": len(rs), "acc": _mean_sd(rs, "accuracy"), "mpjpe": _mean_sd(rs, "mpjpe_mm", 0),
-                    "map": _mean_sd(rs, "map_10cm"), "train_s": f"{np.mean([r['train_s'] for r in rs]):.0f}",
+                    "seeds": len(rs), "acc": mean_sd(rs, "accuracy"), "mpjpe": mean_sd(rs, "mpjpe_mm", 0),
+                    "map": mean_sd(rs, "map_10cm"), "train_s": f"{np.mean([r['train_s'] for r in rs]):.0f}",
                     "dates": ", ".join(sorted({r["date"] for r in rs})),
                     "note": "; ".join(sorted({r["note"] for r in rs if r.get("note")}))})
     body = ["### Key-point heads (issue 3)", "",
@@ -213,11 +213,6 @@ def _head_row(r: dict) -> dict:
     return r
 
 
-def _mean_sd(rows: list[dict], key: str, digits: int = 1) -> str:
-    v = np.array([r[key] for r in rows], float)
-    return f"{v.mean():.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
-
-
 #: Per-frame conv stem widths compared (msr20 depth, 100% labels): the training step's cost is mostly the stem's
 #: first two layers (32x32 and 16x16 maps of 512 frames a batch), so their width sets the epoch time.
 STEMS = {"12-24-48-48": (12, 24, 48, 48), "8-16-32-48": (8, 16, 32, 48)}
@@ -242,8 +237,8 @@ def stems_section(epochs: int, seeds: list[int], cmd: str) -> None:
     out = []
     for (name, ep), rs in sorted(_group(rows, ("stem", "epochs")).items(), key=lambda kv: (kv[0][1], kv[0][0])):
         out.append({"stem": name + (" (default)" if name == default else ""), "epochs": ep, "seeds": len(rs),
-                    "acc": _mean_sd(rs, "accuracy"), "mpjpe": _mean_sd(rs, "mpjpe_mm", 0),
-                    "map": _mean_sd(rs, "map_10cm"),
+                    "acc": mean_sd(rs, "accuracy"), "mpjpe": mean_sd(rs, "mpjpe_mm", 0),
+                    "map": mean_sd(rs, "map_10cm"),
                     "per_seed": " / ".join(f"{r['accuracy']:.1f}" for r in sorted(rs, key=lambda r: r["seed"])),
                     "dates": ", ".join(sorted({r["date"] for r in rs}))})
     body = ["### Stem widths (issue 3)", "",

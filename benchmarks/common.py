@@ -10,6 +10,8 @@ import resource
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 HEADER = """# Benchmarks
@@ -65,3 +67,9 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     out = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
     out += ["| " + " | ".join(fmt(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
     return "\n".join(out)
+
+
+def mean_sd(rows: list[dict], key: str, digits: int = 1) -> str:
+    """``rows``' ``key`` as "mean ± sd" (population sd), or the one value."""
+    v = np.array([r[key] for r in rows], float)
+    return f"{v.mean():.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
