@@ -5,7 +5,7 @@ The full set takes well over an hour on 2 cores; run one script alone to refresh
 
 from __future__ import annotations
 
-from benchmarks import bench_edge, bench_export, bench_synth, bench_train, label_efficiency
+from benchmarks import bench_edge, bench_export, bench_flip_test, bench_synth, bench_train, label_efficiency
 from benchmarks.datasets import CACHE, DATA
 
 
@@ -51,6 +51,15 @@ def main() -> None:
     label_efficiency.main(["--sets", "msr20", "--fractions", "0.2", "--seeds", "0", "--epochs", "80", "--only", "semi"])
     label_efficiency.main(["--sets", "msr20", "--fractions", "0.2", "--seeds", "0", "--epochs", "120",
                            "--only", "supervised"])
+    # configs/keypoints.json (200 epochs, frame-edge cuts, OHEM ranking the class loss), its steps, and with --mirror.
+    bench_train.main(["--heads", "--epochs", "200", "--seeds", "0,1,2",
+                      "--head", "heat-map, stride 8, key-point weight 100, learning rate 4e-3",
+                      "--head", "heat-map, stride 8, OHEM ranks the class loss",
+                      "--head", "heat-map, stride 8, frame-edge cuts, OHEM ranks the class loss",
+                      "--head", "heat-map, stride 8, frame-edge cuts, OHEM ranks the class loss, mirror"])
+    label_efficiency.main(["--sets", "msr20", "--fractions", "0.2", "--epochs", "200",
+                           "--only", "semi, after supervised, key-point config"])
+    bench_flip_test.main([])
     run = DATA / "runs" / "full-msr20-depth-0"
     bench_export.main(["--run", str(run), "--cache", str(CACHE)])
     bench_edge.main(["--model", str(run / "exports" / "int8_unrolled.tflite"), "--seconds", "600"])
