@@ -18,28 +18,35 @@ from benchmarks.datasets import CACHE, DATA
 
 #: (what, run folder under benchmarks/.data/runs with {seed}, the command that trains the runs).
 GROUPS = (
-    ("msr20, all labels, defaults (recipe 6), 120 epochs", "msr20-depth-1.0-supervised-{seed}",
+    ("msr20, all labels, defaults (recipe 6)", "msr20-depth-1.0-supervised-{seed}",
      'python -m benchmarks.label_efficiency --sets msr20 --fractions 1.0 --only supervised --seeds 0,1,2 '
      '--epochs 120'),
-    ("msr20, all labels, defaults with --mirror, 120 epochs", "msr20-depth-1.0-supervised_mirror-{seed}",
+    ("msr20, all labels, defaults with --mirror", "msr20-depth-1.0-supervised_mirror-{seed}",
      'python -m benchmarks.label_efficiency --sets msr20 --fractions 1.0 --only "supervised, mirror" '
      '--seeds 0,1,2 --epochs 120'),
-    ("msr20, all labels, configs/keypoints.json (200 epochs)", "full-msr20-depth-head29-{seed}",
+    ("msr20, all labels, configs/keypoints.json", "full-msr20-depth-head29-{seed}",
      'python -m benchmarks.bench_train --heads --epochs 200 --seeds 0,1,2 '
      '--head "heat-map, stride 8, frame-edge cuts, OHEM ranks the class loss"'),
-    ("msr20, all labels, configs/keypoints.json with --mirror (200 epochs)", "full-msr20-depth-head30-{seed}",
+    ("msr20, all labels, configs/keypoints.json with --mirror", "full-msr20-depth-head30-{seed}",
      'python -m benchmarks.bench_train --heads --epochs 200 --seeds 0,1,2 '
      '--head "heat-map, stride 8, frame-edge cuts, OHEM ranks the class loss, mirror"'),
-    ("msr20, 20% labels, defaults, 120 + 120 epochs", "msr20-depth-0.2-semi_after_supervised-{seed}",
+    ("msr20, 20% labels, defaults", "msr20-depth-0.2-semi_after_supervised-{seed}",
      'python -m benchmarks.label_efficiency --sets msr20 --fractions 0.2 --only "semi, after supervised" '
      '--seeds 0,1,2 --epochs 120'),
-    ("msr20, 20% labels, configs/keypoints.json, 200 + 200 epochs",
+    ("msr20, 20% labels, configs/keypoints.json",
      "msr20-depth-0.2-semi_after_supervised_key_point_config-{seed}",
      'python -m benchmarks.label_efficiency --sets msr20 --fractions 0.2 --only "semi, after supervised, '
      'key-point config" --seeds 0,1,2 --epochs 200'),
-    ("dance11, all labels, defaults, 120 epochs", "dance11-depth-1.0-supervised-{seed}",
+    ("dance11, all labels, defaults", "dance11-depth-1.0-supervised-{seed}",
      'python -m benchmarks.label_efficiency --sets dance11 --fractions 1.0 --only supervised --seeds 0,1,2 '
      '--epochs 120'),
+    ("dance11, all labels, configs/keypoints.json", "dance11-depth-1.0-supervised_key_point_config-{seed}",
+     'python -m benchmarks.label_efficiency --sets dance11 --fractions 1.0 --only "supervised, key-point config" '
+     '--seeds 0,1,2 --epochs 200'),
+    ("dance11, 20% labels, configs/keypoints.json",
+     "dance11-depth-0.2-semi_after_supervised_key_point_config-{seed}",
+     'python -m benchmarks.label_efficiency --sets dance11 --fractions 0.2 --only "semi, after supervised, '
+     'key-point config" --seeds 0,1,2 --epochs 200'),
 )
 
 
