@@ -20,7 +20,7 @@ from kerasdance.camera import Intrinsics
 from kerasdance.config import DataConfig
 from kerasdance.errors import ModelFileError
 from kerasdance.modelmeta import ModelMeta, load_meta
-from kerasdance.skeleton import flip_average, mirror_window
+from kerasdance.skeleton import FLIP_TEST_CAVEAT, flip_average, mirror_window
 
 log = logging.getLogger("kerasdance.edge")
 
@@ -73,6 +73,8 @@ class EdgeModel:
             raise ModelFileError(f"{self.path} takes skeletons and predicts no key-points: the flip test does not "
                                  "apply")
         self.flip_test = flip_test
+        if flip_test and not self.meta.extra.get("mirror_augment", False):  # False or not recorded (older exports)
+            log.warning(FLIP_TEST_CAVEAT.format(what=self.path))
         self.data_config: DataConfig = self.meta.data_config
         self.intrinsics: Intrinsics = self.meta.camera
         self.class_names: tuple[str, ...] = tuple(self.meta.class_names)

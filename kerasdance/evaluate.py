@@ -13,6 +13,7 @@ from kerasdance.data import pipeline
 from kerasdance.data import preprocess as pp
 from kerasdance.errors import KerasdanceError
 from kerasdance.metrics import confusion_matrix, keypoint_summary, per_class_prf
+from kerasdance.skeleton import FLIP_TEST_CAVEAT
 
 log = logging.getLogger("kerasdance.evaluate")
 
@@ -131,6 +132,8 @@ def predict_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False)
     cfg, _, model = load_run(run_dir)
     if flip_test and cfg.model.input_mode != "depth":
         raise KerasdanceError(f"{run_dir} takes skeletons and predicts no key-points: the flip test does not apply")
+    if flip_test and not cfg.train.mirror_augment:
+        log.warning(FLIP_TEST_CAVEAT.format(what=run_dir))
     if data_dir is None:
         info = run_dir / "data.json"
         if not info.exists():

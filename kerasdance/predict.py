@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ from kerasdance.config import RunConfig
 from kerasdance.data import preprocess as pp
 from kerasdance.data.types import Sequence
 from kerasdance.errors import DataFormatError, KerasdanceError
-from kerasdance.skeleton import flip_average, mirror_window
+from kerasdance.skeleton import FLIP_TEST_CAVEAT, flip_average, mirror_window
+
+log = logging.getLogger("kerasdance.predict")
 
 
 def load_recording(path: str | Path) -> Sequence:
@@ -67,6 +70,8 @@ def predict_sequence(run_dir: str | Path, seq: Sequence, flip_test: bool = False
     cfg, class_names, model = load_run(run_dir)
     if flip_test and cfg.model.input_mode != "depth":
         raise KerasdanceError(f"{run_dir} takes skeletons and predicts no joints: the flip test does not apply")
+    if flip_test and not cfg.train.mirror_augment:
+        log.warning(FLIP_TEST_CAVEAT.format(what=run_dir))
     keep = np.flatnonzero(seq.depth_valid) if seq.depth_mm is not None else np.arange(seq.num_frames)
     idx = keep[pp.resample_indices(keep.size, cfg.data.frames)]
     if cfg.model.input_mode == "depth":

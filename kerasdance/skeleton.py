@@ -120,10 +120,19 @@ def mirror_window(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x)[..., ::-1, :])
 
 
+#: Logged when the flip test runs on a model not trained with mirrored windows (``{what}``: the run or model file).
+#: Measured in BENCHMARKS.md, "Flip test".
+FLIP_TEST_CAVEAT = ("{what} was not trained with --mirror: the flip test averages in what it predicts for a mirrored "
+                    "body it may never have seen. On the synthetic sets that gained 1-2 mm where some performers "
+                    "use the other side (msr20) and cost ~20 mm where every move goes to one side (dance11); with "
+                    "--mirror it gained 2-3 mm")
+
+
 def flip_average(keypoints: np.ndarray, keypoints_of_mirror: np.ndarray) -> np.ndarray:
     """The flip test: key-points ``(..., 20, 3)`` in crop coordinates averaged with those predicted for the
     ``mirror_window`` of the same input, mirrored back. Two looks at one body, with left and right swapped, err
-    differently; their mean errs less (a standard test-time step of pose estimators)."""
+    differently; their mean errs less (a standard test-time step of pose estimators) when the model knows mirrored
+    bodies as well as the real ones, i.e. was trained with mirrored windows (``FLIP_TEST_CAVEAT``)."""
     return ((np.asarray(keypoints) + mirror_joints(keypoints_of_mirror)) * 0.5).astype(np.float32)
 
 

@@ -49,18 +49,31 @@ def test_int8_model_quantizes_inputs_and_dequantizes_outputs(tiny_model):  # noq
     assert probs.sum() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_flip_test_averages_two_invocations_keypoints_and_keeps_the_windows_class(tiny_model):  # noqa: F811
+def test_flip_test_averages_two_invocations_keypoints_and_keeps_the_windows_class(tiny_model, tmp_path,  # noqa: F811
+                                                                                  caplog):
     from kerasdance.skeleton import flip_average, mirror_window
 
     x = np.load(tiny_model.outputs)["x"][0]
     plain = EdgeModel(tiny_model.path)
     kp, probs = plain.predict(x)
     kp_mirror, _ = plain.predict(mirror_window(x))
+    assert "--mirror" not in caplog.text
     flip = EdgeModel(tiny_model.path, flip_test=True)
+    # The tiny model's sidecar does not say that it was trained with mirrored windows: the caveat is logged.
+    assert "mirror_augment" not in load_meta(tiny_model.path).extra
+    assert "was not trained with --mirror" in caplog.text
     kp_flip, probs_flip = flip.predict(x)
     np.testing.assert_allclose(kp_flip, flip_average(kp, kp_mirror), atol=1e-6)
     assert not np.allclose(kp_flip, kp)
     np.testing.assert_array_equal(probs_flip, probs)
+    # A model trained with --mirror: no caveat.
+    path = _copy(tiny_model, tmp_path)
+    meta = json.loads(sidecar_path(path).read_text())
+    meta["extra"]["mirror_augment"] = True
+    sidecar_path(path).write_text(json.dumps(meta))
+    caplog.clear()
+    EdgeModel(path, flip_test=True)
+    assert "--mirror" not in caplog.text
 
 
 def test_predict_rejects_a_window_of_the_wrong_shape(tiny_model):  # noqa: F811

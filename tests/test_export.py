@@ -148,6 +148,7 @@ def test_float32_matches_keras_and_writes_sidecar_and_report(run):
     assert meta.data_config == run.cfg.data and meta.camera == KINECT_V1
     assert meta.quantization == "float32" and meta.unrolled and meta.input_mode == "depth"
     assert meta.extra["run_dir"] == str(run.dir.resolve()) and meta.extra["qat"] is False
+    assert meta.extra["mirror_augment"] is False  # what the runtime's flip test asks about
     assert TfliteModel(path).input_shape == (1, 8, 32, 32, 2)
 
 

@@ -20,7 +20,7 @@ def _train_args(data, run, cfg, *extra):
             str(run.parent / "cache"), *extra]
 
 
-def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path):
+def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path, caplog):
     runner = CliRunner()
     run = tmp_path / "run"
     res = runner.invoke(cli, _train_args(tiny_msr, run, tiny_config, "--labelled-fraction", "0.5"))
@@ -47,6 +47,7 @@ def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path):
     assert (run / "confusion.png").exists()
     res = runner.invoke(cli, ["evaluate", str(run), "--flip-test", "--json", str(tmp_path / "f.json")])
     assert res.exit_code == 0 and "with the flip test" in res.output, res.output
+    assert "was not trained with --mirror" in caplog.text  # and says that it may not help this run
     flip = json.loads((tmp_path / "f.json").read_text())
     assert flip["flip_test"] is True and flip["accuracy"] == pytest.approx(metrics["accuracy"])
     assert np.isfinite(flip["mpjpe_mm"]) and flip["mpjpe_mm"] != pytest.approx(metrics["mpjpe_mm"], abs=1e-6)

@@ -390,6 +390,7 @@ def export_model(model, cfg: RunConfig, class_names: list[str], out_path: str | 
         joint_names=tuple(JOINT_NAMES[: cfg.model.num_joints]), data=cfg.data.to_dict(),
         intrinsics=intrinsics.to_dict(), quantization=format, unrolled=bool(unroll), kerasdance_version=__version__,
         extra={**(extra or {}), "qat": bool(qat), "prune": prune, "sparsity": report.get("sparsity"),
+               "mirror_augment": bool(cfg.train.mirror_augment),  # trained on mirrored windows (the flip test)
                # the fused LSTM keeps its state in variable tensors between invokes (see TfliteModel.invoke)
                "reset_variables_before_invoke": not unroll})
     save_meta(out_path, meta)
