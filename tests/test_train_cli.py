@@ -161,6 +161,9 @@ def test_the_shipped_keypoint_config_is_what_the_readme_says():
 
     from kerasdance.config import RunConfig
 
-    cfg = RunConfig.load(Path(__file__).parents[1] / "configs" / "keypoints.json")
-    assert (cfg.train.epochs, cfg.train.edge_cut_share, cfg.train.ohem_ranking) == (200, EDGE_CUT_SHARE, "class")
-    assert cfg.model == RunConfig().model and cfg.data == RunConfig().data  # the defaults otherwise
+    configs = Path(__file__).parents[1] / "configs"
+    for name, epochs, mirror in (("keypoints.json", 200, False), ("keypoints_mirror.json", 300, True)):
+        cfg = RunConfig.load(configs / name)
+        assert (cfg.train.epochs, cfg.train.edge_cut_share, cfg.train.ohem_ranking, cfg.train.mirror_augment) == \
+            (epochs, EDGE_CUT_SHARE, "class", mirror), name
+        assert cfg.model == RunConfig().model and cfg.data == RunConfig().data  # the defaults otherwise
