@@ -27,8 +27,9 @@ GROUPS = (
     ("msr20, all labels, configs/keypoints.json", "full-msr20-depth-head29-{seed}",
      'python -m benchmarks.bench_train --heads --epochs 200 --seeds 0,1,2 '
      '--head "heat-map, stride 8, frame-edge cuts, OHEM ranks the class loss"'),
-    ("msr20, all labels, configs/keypoints.json with --mirror", "full-msr20-depth-head30-{seed}",
-     'python -m benchmarks.bench_train --heads --epochs 200 --seeds 0,1,2 '
+    ("msr20, all labels, configs/keypoints_mirror.json (keypoints.json with --mirror)",
+     "full-msr20-depth-head30-{seed}",
+     'python -m benchmarks.bench_train --heads --epochs 300 --seeds 0,1,2 '
      '--head "heat-map, stride 8, frame-edge cuts, OHEM ranks the class loss, mirror"'),
     ("msr20, 20% labels, defaults", "msr20-depth-0.2-semi_after_supervised-{seed}",
      'python -m benchmarks.label_efficiency --sets msr20 --fractions 0.2 --only "semi, after supervised" '
