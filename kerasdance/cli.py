@@ -242,8 +242,8 @@ def default_cache_dir() -> Path:
 flip_test_option = click.option(
     "--flip-test", is_flag=True,
     help="Average the key-points with those of the mirrored input (two passes). For runs trained with --mirror: "
-         "2-3 mm better on synthetic msr20; without it, it can cost (20 mm on dance11, whose moves go to one side). "
-         "The move is named from the input as it is.")
+         "2.4-3.5 mm better on synthetic msr20; without it, it can cost (20 mm on dance11, whose moves go to one "
+         "side; a warning says so). The move is named from the input as it is.")
 
 
 @cli.command(context_settings=CONTEXT)

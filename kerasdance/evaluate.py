@@ -11,9 +11,7 @@ import numpy as np
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
 from kerasdance.data import preprocess as pp
-from kerasdance.errors import KerasdanceError
 from kerasdance.metrics import confusion_matrix, keypoint_summary, per_class_prf
-from kerasdance.skeleton import FLIP_TEST_CAVEAT
 
 log = logging.getLogger("kerasdance.evaluate")
 
@@ -125,15 +123,13 @@ def predict_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False)
         ``(predictions {"logits", "keypoints"?}, the prepared test split, the run's config, class names)``.
     """
     from kerasdance.data.dataset import Dataset, split
-    from kerasdance.predict import load_run
+    from kerasdance.predict import check_flip_test, load_run
     from kerasdance.training.trainer import predict_windows
 
     run_dir = Path(run_dir)
     cfg, _, model = load_run(run_dir)
-    if flip_test and cfg.model.input_mode != "depth":
-        raise KerasdanceError(f"{run_dir} takes skeletons and predicts no key-points: the flip test does not apply")
-    if flip_test and not cfg.train.mirror_augment:
-        log.warning(FLIP_TEST_CAVEAT.format(what=run_dir))
+    if flip_test:
+        check_flip_test(cfg, run_dir)
     if data_dir is None:
         info = run_dir / "data.json"
         if not info.exists():

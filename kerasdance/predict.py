@@ -59,6 +59,15 @@ def load_run(run_dir: str | Path):
     return cfg, [str(c) for c in class_names], load_model(run_dir / "model.keras")
 
 
+def check_flip_test(cfg: RunConfig, run_dir) -> None:
+    """Refuse the flip test for a skeleton-input run (it predicts no key-points); warn for a run not trained with
+    mirrored windows (``skeleton.FLIP_TEST_CAVEAT``)."""
+    if cfg.model.input_mode != "depth":
+        raise KerasdanceError(f"{run_dir} takes skeletons and predicts no key-points: the flip test does not apply")
+    if not cfg.train.mirror_augment:
+        log.warning(FLIP_TEST_CAVEAT.format(what=run_dir))
+
+
 def predict_sequence(run_dir: str | Path, seq: Sequence, flip_test: bool = False) -> dict:
     """Run a trained run's model on a whole sequence.
 
@@ -68,10 +77,8 @@ def predict_sequence(run_dir: str | Path, seq: Sequence, flip_test: bool = False
         ``{"label", "class_name", "confidence", "probs", "joints_m" (T, 20, 3) or None, "frame_index" (T,)}``.
     """
     cfg, class_names, model = load_run(run_dir)
-    if flip_test and cfg.model.input_mode != "depth":
-        raise KerasdanceError(f"{run_dir} takes skeletons and predicts no joints: the flip test does not apply")
-    if flip_test and not cfg.train.mirror_augment:
-        log.warning(FLIP_TEST_CAVEAT.format(what=run_dir))
+    if flip_test:
+        check_flip_test(cfg, run_dir)
     keep = np.flatnonzero(seq.depth_valid) if seq.depth_mm is not None else np.arange(seq.num_frames)
     idx = keep[pp.resample_indices(keep.size, cfg.data.frames)]
     if cfg.model.input_mode == "depth":

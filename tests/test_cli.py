@@ -48,3 +48,16 @@ def test_bad_config_file_is_one_line(runner, tmp_path):
     res = runner.invoke(cli, ["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"), "--config",
                               str(cfg)])
     assert res.exit_code == 1 and "epochz" in res.output
+
+
+def test_flip_test_is_refused_for_skeleton_runs_and_warned_about_without_mirror(caplog):
+    from kerasdance.config import RunConfig
+    from kerasdance.errors import KerasdanceError
+    from kerasdance.predict import check_flip_test
+
+    with pytest.raises(KerasdanceError, match="predicts no key-points: the flip test does not apply"):
+        check_flip_test(RunConfig().replace(model={"input_mode": "skeleton"}), "runs/s")
+    check_flip_test(RunConfig().replace(train={"mirror_augment": True}), "runs/m")
+    assert "--mirror" not in caplog.text
+    check_flip_test(RunConfig(), "runs/d")
+    assert "runs/d was not trained with --mirror" in caplog.text
