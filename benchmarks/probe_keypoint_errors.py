@@ -48,17 +48,11 @@ def main(argv=None) -> None:
         print("  per joint mm: " + " ".join(
             f"{Joint(j).name.lower()} {dist[..., j][valid[..., j]].mean():.0f}" for j in range(dist.shape[-1])))
         # Per subject, with the mean signed error (prediction - truth; camera y is up): a subject whose feet leave
-        # the frame shows a large positive y (the joints placed at the frame's edge, above where they are).
+        # the frame shows a large positive y (the joints placed at the frame's edge, above where they are). Then the
+        # same error with each frame's mean offset removed (placement), then also its best scale (size): what is
+        # left is the pose. A size ratio below 1 means the predicted skeleton is smaller than the true one.
         subjects = np.array([r.subject for r in refs])
         outside = np.stack([prep.camera(i).outside(tm[i]) for i in range(len(prep))])  # the true joints
-        per = []
-        for s in np.unique(subjects):
-            v = valid & (subjects == s)[:, None, None]
-            per.append(f"{s} {dist[v].mean():.0f} mm (signed y {err[..., 1][v].mean():+.0f}, "
-                       f"{100 * outside[v].mean():.0f}% of joints out of frame)")
-        print("  per subject: " + "; ".join(per))
-        # The same error with each frame's mean offset removed (placement), then also its best scale (size): what
-        # is left is the pose. A size ratio below 1 means the predicted skeleton is smaller than the true one.
         v3 = valid[..., None]
         pc = _centred(pm, v3)
         tc = _centred(tm, v3)
@@ -69,13 +63,15 @@ def main(argv=None) -> None:
         centred = np.linalg.norm(pc - tc, axis=-1) * 1000.0
         scaled = np.linalg.norm(best * pc - tc, axis=-1) * 1000.0
         size = np.sqrt(pp2 / np.maximum(tt2, 1e-12))
-        per = []
+        per, pose = [], []
         for s in np.unique(subjects):
             v = valid & (subjects == s)[:, None, None]
             f = (subjects == s)[:, None] & (valid.sum(-1) > 0)
-            per.append(f"{s} {centred[v].mean():.0f} / {scaled[v].mean():.0f} mm (size {np.median(size[f]):.3f})")
-        print("  per subject, placement removed / and size: " + "; ".join(per))
-
+            per.append(f"{s} {dist[v].mean():.0f} mm (signed y {err[..., 1][v].mean():+.0f}, "
+                       f"{100 * outside[v].mean():.0f}% of joints out of frame)")
+            pose.append(f"{s} {centred[v].mean():.0f} / {scaled[v].mean():.0f} mm (size {np.median(size[f]):.3f})")
+        print("  per subject: " + "; ".join(per))
+        print("  per subject, placement removed / and size: " + "; ".join(pose))
 
 def _centred(joints: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """``(..., joints, 3)`` less each frame's mean over its valid joints."""
