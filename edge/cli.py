@@ -57,7 +57,7 @@ def _load_model(path: str, threads: int, flip_test: bool = False):
 flip_test_option = click.option(
     "--flip-test", is_flag=True,
     help="Average the joints with those of the mirrored window: two model calls per frame (twice the model's "
-         "time); 2.4-3.5 mm better for a model trained with --mirror, a possible cost without (a warning says so).")
+         "time); for a model trained with --mirror: without it the average can be worse (a warning says so).")
 
 
 def _host_port(value: str) -> tuple[str, int]:

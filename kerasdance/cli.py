@@ -186,7 +186,7 @@ def model_summary(config_file, input_mode, classes):
 @click.option("--edge-cuts/--no-edge-cuts", default=None,
               help="Cut part of the body off at a frame edge in 30% of the training windows, so that the model "
                    "learns to place joints out of the camera's view (performers near the camera: feet below the "
-                   "frame), at a few mm more on whole bodies; `data inspect` says whether skeletons leave the "
+                   "frame); `data inspect` says whether the dataset's skeletons leave the "
                    "image. [off]")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="[120]")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="[16]")
@@ -242,8 +242,8 @@ def default_cache_dir() -> Path:
 flip_test_option = click.option(
     "--flip-test", is_flag=True,
     help="Average the key-points with those of the mirrored input (two passes). For runs trained with --mirror: "
-         "2.4-3.5 mm better on synthetic msr20; without it, it can cost (20 mm on dance11, whose moves go to one "
-         "side; a warning says so). The move is named from the input as it is.")
+         "without it the mirrored input may be a body the model has not learnt, and the average can be worse (a "
+         "warning says so). The move is named from the input as it is.")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -323,7 +323,7 @@ def predict(run_dir, file, joints_out, render, flip_test):
               help="Dataset for calibration and verification (default: the run's).")
 @click.option("--calibration-windows", type=click.IntRange(min=1), default=128, show_default=True,
               help="int8: calibrate on up to this many training sequences (one window each, no augmentation). "
-                   "The int8 accuracy moves by a test sequence or two with the choice.")
+                   "Ignored by the other formats.")
 @click.option("--no-verify", is_flag=True, help="Skip running the .tflite on the test split.")
 @friendly_errors
 def export(run_dir, fmt, out_path, qat, prune, unroll, report_path, max_drop, data_dir, calibration_windows,

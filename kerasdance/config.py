@@ -89,32 +89,37 @@ class ModelConfig(_Serialisable):
     input_mode: str = "depth"
     num_classes: int = 20
     num_joints: int = NUM_JOINTS
-    # The stem's first two layers (32x32 and 16x16 maps of every frame) are most of a training step: (8, 16, 32, 48)
-    # takes ~25% less per step than the earlier (12, 24, 48, 48) (77 vs 103 ms) at the same accuracy and MPJPE
-    # over 3 seeds (BENCHMARKS.md, "Stem widths").
+    # Filters of the per-frame conv stem's strided layers, first to last (each halves the map; the last is S/16).
+    # The first two layers' maps (S/2 and S/4 of every frame) take most of a training step's time.
     stem_filters: tuple[int, ...] = (8, 16, 32, 48)
     # The stem's first layer: 2 = a 5x5 conv with stride 2 (each later layer a 3x3 with stride 2);
     # 4 = a 4x4 patch conv with stride 4, which skips the S/2 map (give one stem width fewer for the same
-    # last map, e.g. (16, 32, 48)): a third less time per training step and per int8 window, for ~1 point of
-    # accuracy and ~3 mm MPJPE on synthetic msr20 (120 epochs, 3 seeds; docs/EXPERIMENTS.md, "Patch stem").
+    # last map, e.g. (16, 32, 48)): faster per training step and per int8 window, a little less accurate
+    # (docs/EXPERIMENTS.md, "Patch stem").
     stem_first_stride: int = 2
+    # Units of the LSTM that reads the per-frame features over the window.
     lstm_units: int = 128
+    # Filters of the three time convolutions after the LSTM (kernel ``(conv_kernel, 1)``: conv_kernel frames).
     conv_filters: tuple[int, int, int] = (128, 128, 128)
     conv_kernel: int = 3
+    # Dropout rate after the LSTM and before the classifier, in [0, 1).
     dropout: float = 0.3
+    # Unroll the LSTM over the T frames in the Keras model (``kerasdance export --unroll`` unrolls the exported one).
     unroll: bool = False
+    # "heatmap": a heat map and a depth map per joint, soft-argmax to sub-cell coordinates; "dense": 60 numbers per
+    # frame regressed from the fused feature vector.
     keypoint_head: str = "heatmap"
+    # Channels of the heat-map head's feature maps.
     keypoint_channels: int = 32
+    # Cell size of the heat map in crop pixels (2, 4, 8 or 16: the stem map it is read from; 8: 8x8 cells at S=64).
     heatmap_stride: int = 8
-    # The heat-map head's hidden conv: 3 (3x3, spatial context; the default since recipe 5) or 1 (1x1, 20% fewer
-    # FLOPs per window): with recipe 4, 85 against 91 mm on synthetic msr20 after 120 epochs (BENCHMARKS.md).
+    # The heat-map head's hidden conv: 3 (3x3, spatial context) or 1 (1x1, 20% fewer FLOPs per window).
     keypoint_kernel: int = 3
     # How many of those hidden convs the heat-map head stacks (per-frame key-point capacity at the S/8 map).
     keypoint_layers: int = 1
     # Temporal refinement of the key-points: (k, 1) convs over time read the per-frame key-point trajectory
-    # with the frames' temporal context and add a correction (zero-initialised). k = this; 0: none. With the
-    # key-point weight 10 (TrainConfig): 90-91 mm instead of 101 mm on synthetic msr20 after 120 epochs
-    # (BENCHMARKS.md, "Key-point heads"), +241k parameters and +15 MFLOPs per window.
+    # with the frames' temporal context and add a correction (zero-initialised). k = this (odd, >= 3); 0: none.
+    # Costs +241k parameters and +15 MFLOPs per window.
     keypoint_refine: int = 5
 
     def __post_init__(self):
@@ -149,36 +154,45 @@ class ModelConfig(_Serialisable):
 class TrainConfig(_Serialisable):
     """The custom loop's knobs (method defaults: Dice:CE = 3:1, OHEM, self-training)."""
 
+    # Training epochs (passes over the training sequences); with self-training, each stage's length by default.
     epochs: int = 120
+    # Windows per batch.
     batch_size: int = 16
-    # Peak of the warm-up + cosine schedule. 2e-3 until recipe 6: the key-points were still under-fitting after 120
-    # epochs (58 mm on the training sequences); 4e-3 gave 63 against 70 mm on synthetic msr20, 8e-3 66 mm (seed 0);
-    # over 3 seeds recipe 6 gives 97.1% / 64 mm against recipe 5's 96.4% / 78 mm (docs/EXPERIMENTS.md).
+    # Peak learning rate of the warm-up + cosine schedule (AdamW).
     learning_rate: float = 4e-3
+    # AdamW's decoupled weight decay.
     weight_decay: float = 1e-4
+    # Epochs of linear warm-up to ``learning_rate`` before the cosine decay.
     warmup_epochs: int = 3
+    # Gradients are clipped to this global norm.
     clip_norm: float = 5.0
+    # Seeds the data order, the labelled split, augmentation, initialisation and dropout.
     seed: int = 0
+    # Train/test split: "cross-subject" or one of the 8-action subsets "as1" / "as2" / "as3".
     protocol: str = "cross-subject"
+    # Share of the training sequences that keep labels and key-points, in (0, 1] (stratified by class, seeded).
     labelled_fraction: float = 1.0
+    # Hide only the action labels: key-point targets stay on every training sequence.
     keypoints_for_all: bool = False
+    # The class loss: dice_weight x soft Dice + ce_weight x cross-entropy (the method's 3:1).
     dice_weight: float = 3.0
     ce_weight: float = 1.0
-    # 3 until recipe 4, 10 until recipe 5, 30 until recipe 6: each step lowered the key-point error at about the same
-    # accuracy; 300 lowered it no further and cost accuracy (BENCHMARKS.md, "Key-point heads")
+    # Weight of the masked per-joint Euclidean key-point loss (crop units) against the class loss.
     keypoint_weight: float = 100.0
     # Weight of the heat-map regulariser (``losses.heatmap_loss``: KL from a one-cell Gaussian at the joint to each
-    # joint's heat map; heat-map head only), added to the key-point loss; 0: none. Weight 10 gave 63 against 64 mm
-    # on synthetic msr20 (all labels, 3 seeds) and cost dance11's 20%-label runs 4.5 points (docs/EXPERIMENTS.md).
+    # joint's heat map; heat-map head only), added to the key-point loss; 0: none.
     heatmap_weight: float = 0.0
+    # Label smoothing of the cross-entropy, in [0, 1).
     label_smoothing: float = 0.05
+    # OHEM: the share of each batch's examples that is back-propagated, hardest first, in (0, 1]; 1.0: OHEM off.
     ohem_fraction: float = 0.7
+    # OHEM keeps at least this many examples per batch.
     ohem_min_count: int = 4
     # What OHEM ranks the examples by: "sum", the summed per-example loss (class + weighted key-point loss);
     # "each", the class loss and the key-point loss each mined by its own ranking; "class", the class loss mined,
-    # the key-point loss on every example with targets. On the synthetic sets none differed beyond the seeds' spread,
-    # with all labels or 20% (docs/EXPERIMENTS.md, "What OHEM ranks").
+    # the key-point loss on every example with targets (docs/EXPERIMENTS.md, "What OHEM ranks").
     ohem_ranking: str = "sum"
+    # Pseudo-label the unlabelled training sequences with an EMA teacher (when labelled_fraction < 1).
     self_training: bool = True
     # Self-training starts from a supervised-only run on the labelled sequences (RUN_DIR/supervised_stage/)
     # of this many epochs: its pseudo-labels are confident from the first epoch. -1: as many as ``epochs``;
@@ -188,27 +202,38 @@ class TrainConfig(_Serialisable):
     # the student from the same starting model (the supervised stage, or ``--init``) and takes its pseudo-labels
     # from the previous round's model, held fixed; earlier rounds are kept in RUN_DIR/round_<r>/.
     self_training_rounds: int = 1
+    # Teacher confidence (top-class probability) a pseudo-label needs, in (0, 1).
     pseudo_threshold: float = 0.9
     flexmatch: bool = True  # per-class thresholds lowered for classes rarely predicted confidently; False: fixed
     # Rescale the teacher's probabilities so that their mean over the last epoch's unlabelled sequences matches
     # the labelled class prior (ReMixMatch's distribution alignment) before pseudo-labels are taken.
     distribution_alignment: bool = True
+    # After each step: teacher <- ema_decay x teacher + (1 - ema_decay) x student; in [0, 1).
     ema_decay: float = 0.99
+    # Weight of the unlabelled (pseudo-label) loss once ramped up ...
     unlabelled_weight: float = 1.0
+    # ... over this many epochs (a sigmoid-shaped ramp-up from near 0); 0: full weight from the start.
     unlabelled_rampup_epochs: int = 10
+    # Where the teacher's key-points are targets on the strong view: "all" unlabelled examples, "confident" (the
+    # pseudo-labelled ones) or "off".
     keypoint_consistency: str = "all"
+    # Self-training batches: the share of each batch drawn from the labelled sequences, in [0, 1).
     labelled_batch_share: float = 0.5
+    # Training-time augmentation (temporal crop, rotation, scale, shift, depth noise) on or off.
     augment: bool = True
     # Mirror half the training windows left-right (``Augment.mirror``), only for classes that do not depend on the
-    # side ("turn left" / "turn right" do). It helps where performers do a move on either side and costs where all
-    # use the same one (BENCHMARKS.md, "mirror" rows): ``kerasdance data inspect`` says which a dataset is.
+    # side ("turn left" / "turn right" do). For data where performers do a move on either side, not where all use
+    # the same one: ``kerasdance data inspect`` says which a dataset is.
     mirror_augment: bool = False
     # Share of the training windows cut at a frame edge (``Augment.edge_cut``; 0: none; ``train --edge-cuts``: 0.3):
     # performers who come near the camera leave its field of view (feet below the frame first). Without it a model
     # has seen only whole bodies, and places the joints it cannot see at the frame's edge.
     edge_cut_share: float = 0.0
+    # Share of the training sequences held out to pick the best epoch (by validation accuracy); 0: keep the last.
     validation_fraction: float = 0.0
+    # Stop after this many epochs without a better validation accuracy; 0: never.
     early_stopping_patience: int = 0
+    # tf.distribute strategy: "default", "mirrored" or "multiworker" (reads TF_CONFIG).
     strategy: str = "default"
 
     @property

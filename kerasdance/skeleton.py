@@ -123,9 +123,9 @@ def mirror_window(x: np.ndarray) -> np.ndarray:
 #: Logged when the flip test runs on a model not trained with mirrored windows (``{what}``: the run or model file).
 #: Measured in BENCHMARKS.md, "Flip test".
 FLIP_TEST_CAVEAT = ("{what} was not trained with --mirror: the flip test averages in what it predicts for a mirrored "
-                    "body it may never have seen. On the synthetic sets that gained 1-2 mm with all labels where "
-                    "some performers use the other side (msr20), and cost up to 4.5 mm at 20% labels and ~20 mm "
-                    "where every move goes to one side (dance11); with --mirror it gained 2.4-3.5 mm")
+                    "body it may never have seen. It can help where some training performers use the other side, "
+                    "and can make the key-points worse where every move goes to one side or few sequences are "
+                    "labelled; train with --mirror to use it")
 
 
 def flip_average(keypoints: np.ndarray, keypoints_of_mirror: np.ndarray) -> np.ndarray:
