@@ -32,9 +32,9 @@ def _rss_mb() -> float:
 
 
 def run(model_path: str, seconds: float, threads: int = 1, flip_test: bool = False) -> dict:
-    from edge.interpreter import EdgeModel
-    from edge.sources import RecordingSource
-    from edge.tracker import TRACKING, Tracker
+    from kerasdance_edge.interpreter import EdgeModel
+    from kerasdance_edge.sources import RecordingSource
+    from kerasdance_edge.tracker import TRACKING, Tracker
 
     model = EdgeModel(model_path, num_threads=threads, flip_test=flip_test)
     recordings = sorted((DATA / "msr20-seed0").glob("a*_s0[2468]_e01_sdepth.bin"))

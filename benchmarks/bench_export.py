@@ -59,11 +59,12 @@ def run(run_dir: str | Path, out_dir: str | Path, prune: float = 0.5, finetune_e
         in percent and ``p50_1t``/``p99_1t``/``p50_2t``/``p99_2t`` latencies in ms (or ``error`` when the
         export failed).
     """
+    from kerasdance.data.splits import load_train_data
     from kerasdance.errors import KerasdanceError
+    from kerasdance.export.exporter import export_run
+    from kerasdance.export.quantize import calibration_windows
+    from kerasdance.export.verify import measure_latency
     from kerasdance.keras_backend import keras
-    from kerasdance.training.trainer import load_train_data
-    from tools.export import export_run, measure_latency
-    from tools.quantize import calibration_windows
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,8 @@ def epoch_time(set_dir, cfg, n_epochs: int = 6, feed: str = "thread") -> dict:
     same with tf.data's autotuning on (it stalled some epochs: see ``Trainer.tf_data_autotune``)."""
     from kerasdance.data import pipeline
     from kerasdance.data.dataset import Dataset
-    from kerasdance.training.trainer import TrainData, Trainer, make_strategy
+    from kerasdance.data.splits import TrainData
+    from kerasdance.training.trainer import Trainer, make_strategy
 
     ds = Dataset.open(set_dir)
     t0 = time.time()

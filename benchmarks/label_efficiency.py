@@ -227,7 +227,7 @@ def _semi_steps_ratio(data_dir, fraction: float, seed: int) -> float:
     """Steps per epoch of the semi-supervised loop over those of the supervised-only loop (same split)."""
     from kerasdance.config import RunConfig
     from kerasdance.data.pipeline import WindowSampler
-    from kerasdance.training.trainer import load_train_data
+    from kerasdance.data.splits import load_train_data
 
     cfg = RunConfig().replace(train={"labelled_fraction": fraction, "seed": seed})
     data, _ = load_train_data(data_dir, cfg, CACHE)

@@ -25,10 +25,10 @@ def main(argv=None) -> None:
     from kerasdance.config import RunConfig
     from kerasdance.data import pipeline
     from kerasdance.data.dataset import Dataset, split
-    from kerasdance.evaluate import _window_frames, predictions_to_camera
+    from kerasdance.evaluate import predictions_to_camera, window_frames
+    from kerasdance.inference import predict_windows
     from kerasdance.models.lstm_cnn import load_model
     from kerasdance.skeleton import Joint
-    from kerasdance.training.trainer import predict_windows
 
     cfg = RunConfig.of_run(args.run_dir)
     ds = Dataset.open(json.loads((args.run_dir / "data.json").read_text())["data_dir"])
@@ -38,7 +38,7 @@ def main(argv=None) -> None:
         prep = pipeline.prepare(ds, refs, cfg.data, CACHE, True)
         pred = predict_windows(model, pipeline.WindowSampler(prep, cfg.data, "depth", augment=None))
         pm, tm = predictions_to_camera(pred["keypoints"], prep, cfg)
-        idx = np.stack([_window_frames(prep, i, cfg) for i in range(len(prep))])
+        idx = np.stack([window_frames(prep, i, cfg) for i in range(len(prep))])
         valid = prep.joint_mask[idx] > 0
         err = (pm - tm) * 1000.0
         dist = np.linalg.norm(err, axis=-1)

@@ -36,7 +36,9 @@ def unlabelled_accuracy(run_dir: Path) -> tuple[float, dict[int, str]]:
 
     from kerasdance.config import RunConfig
     from kerasdance.data.pipeline import WindowSampler
-    from kerasdance.training.trainer import load_model, load_train_data, predict_windows
+    from kerasdance.data.splits import load_train_data
+    from kerasdance.inference import predict_windows
+    from kerasdance.models.lstm_cnn import load_model
 
     cfg = RunConfig.of_run(run_dir)
     data, _ = load_train_data(json.loads((run_dir / "data.json").read_text())["data_dir"], cfg, CACHE)

@@ -1,6 +1,6 @@
-"""``python -m edge`` is ``kerasdance-edge``."""
+"""``python -m kerasdance_edge`` is ``kerasdance-edge``."""
 
-from edge.cli import main
+from kerasdance_edge.cli import main
 
 if __name__ == "__main__":
     main()

@@ -48,7 +48,7 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _load_model(path: str, threads: int, flip_test: bool = False):
-    from edge.interpreter import EdgeModel
+    from kerasdance_edge.interpreter import EdgeModel
 
     return EdgeModel(path, num_threads=threads, flip_test=flip_test)
 
@@ -75,7 +75,7 @@ def _host_port(value: str) -> tuple[str, int]:
 
 def make_source(spec: str, model, realtime: bool):
     """``realsense``, ``synthetic`` or a recording path -> an (unopened) ``DepthSource``."""
-    from edge.sources import RealSenseSource, RecordingSource, SyntheticSource
+    from kerasdance_edge.sources import RealSenseSource, RecordingSource, SyntheticSource
 
     if spec == "realsense":
         return RealSenseSource(target=model.intrinsics)
@@ -116,9 +116,9 @@ def main(verbose: int) -> None:
 def track(model_path, source_spec, osc, jsonl, ws_port, ws_host, max_frames, realtime, threads, smooth,
           window_seconds, flip_test) -> None:
     """Track a dancer and stream joints and moves (live status on stderr about once a second)."""
-    from edge.sinks import JsonlSink, OscSink, WebSocketSink
-    from edge.smoothing import OneEuroFilter
-    from edge.tracker import Tracker, run
+    from kerasdance_edge.sinks import JsonlSink, OscSink, WebSocketSink
+    from kerasdance_edge.smoothing import OneEuroFilter
+    from kerasdance_edge.tracker import Tracker, run
 
     sinks = []
     try:
@@ -166,7 +166,7 @@ def track(model_path, source_spec, osc, jsonl, ws_port, ws_host, max_frames, rea
 def _bench_frames(model, n: int):
     """``n`` synthetic frames (the synthetic dancers when available, else a moving box) and their intrinsics."""
     try:
-        from edge.sources import SyntheticSource
+        from kerasdance_edge.sources import SyntheticSource
 
         source = SyntheticSource(loop=True)
     except ImportError:
@@ -195,8 +195,8 @@ def bench_model(model, frames: int = 200) -> dict:
     Returns:
         ``{"fps", "latency_ms_p50", "latency_ms_p99", "model_latency_ms_p50", "frames", ...}``.
     """
-    from edge.sources import Frame
-    from edge.tracker import TRACKING, Tracker
+    from kerasdance_edge.sources import Frame
+    from kerasdance_edge.tracker import TRACKING, Tracker
 
     if frames < 1:
         raise ValueError(f"frames must be >= 1. Received: frames={frames!r}")

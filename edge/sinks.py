@@ -39,8 +39,8 @@ from typing import IO
 
 import numpy as np
 
-from edge.tracker import TRACKING, TrackResult
 from kerasdance.skeleton import JOINT_NAMES
+from kerasdance_edge.tracker import TRACKING, TrackResult
 
 log = logging.getLogger("kerasdance.edge")
 

@@ -3,8 +3,9 @@
 Every incoming frame is located once (``frame_stats``) and kept with its statistics in a ring of
 the last ``N = round(window_seconds * fps)`` frames. Once ``T`` frames are there, each new frame
 gives one model window exactly as in training: one crop over the window (``crop_from_stats``),
-``T`` evenly resampled frames (``resample_indices``), ``crop_frames``, ``add_motion``; the
-key-points of the newest frame go back to camera metres (``crop_to_camera``). The window is a span
+``T`` evenly resampled frames (``window_indices``) assembled by ``preprocess.make_window``, the
+window assembly of training and evaluation; the key-points of the newest frame go back to camera
+metres (``crop_to_camera``). The window is a span
 of time: when frames were skipped, older frames are left out and the T frames are picked by
 timestamp, so a slow device sees the same motion span as training, only sampled more coarsely.
 
@@ -30,11 +31,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge.interpreter import EdgeModel
-from edge.smoothing import OneEuroFilter
-from edge.sources import MSR_FPS, DepthSource, Frame, resample_nearest
 from kerasdance.camera import Intrinsics
 from kerasdance.data import preprocess as pp
+from kerasdance_edge.interpreter import EdgeModel
+from kerasdance_edge.smoothing import OneEuroFilter
+from kerasdance_edge.sources import MSR_FPS, DepthSource, Frame, resample_nearest
 
 log = logging.getLogger("kerasdance.edge")
 
@@ -217,8 +218,7 @@ class Tracker:
             crop = pp.crop_from_stats(self._stats[order], self.intrinsics, self.cfg)
         except ValueError:
             return self._result(frame, t_in, NO_PERSON)
-        idx = order[pick]
-        x = pp.add_motion(pp.crop_frames(self._depth, crop, self.cfg, index=idx), self.cfg)
+        x = pp.make_window(self._depth, order[pick], self.cfg, crop=crop)
         keypoints, probs = self.model.predict(x)
         joints = pp.crop_to_camera(keypoints[-1], crop, self.intrinsics, self.cfg)
         if self.smoothing is not None:
@@ -233,12 +233,12 @@ class Tracker:
         The window is a span of time, as in training (T frames of a 15 fps recording): when frames were
         skipped (a slow device, the latest-frame queue) the ring holds frames from longer ago, so frames
         older than the span are left out and the T model frames are picked nearest to T evenly spaced
-        times. Without skips (evenly spaced timestamps) this is exactly ``resample_indices``. Timestamps
+        times. Without skips (evenly spaced timestamps) this is exactly ``window_indices``. Timestamps
         that do not increase (a camera reset) fall back to the frame order.
         """
         ts = self._ts[order]
         if order.size < 2 or np.any(np.diff(ts) <= 0):
-            return order, pp.resample_indices(order.size, self.frames)
+            return order, pp.window_indices(order.size, self.cfg)
         span_us = (self.window_frames - 1) / self.fps * 1e6
         start = ts[-1] - span_us
         keep = ts >= start - 0.5e6 / self.fps  # half a frame of slack for timestamp jitter
@@ -246,7 +246,7 @@ class Tracker:
         if order.size < 2:
             return order, np.zeros(self.frames, np.int64)
         if order.size == self.window_frames:  # nothing skipped: the training resampling, exactly
-            return order, pp.resample_indices(order.size, self.frames)
+            return order, pp.window_indices(order.size, self.cfg)
         targets = np.linspace(max(start, ts[0]), ts[-1], self.frames)
         pos = np.interp(targets, ts, np.arange(ts.size))
         return order, np.clip(np.round(pos), 0, ts.size - 1).astype(np.int64)

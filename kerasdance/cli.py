@@ -19,6 +19,25 @@ from kerasdance.errors import KerasdanceError
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class _ProgressHandler(logging.Handler):
+    """Log records as plain lines on the current stdout (looked up at each record, as click.echo does)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            click.echo(f"{record.levelname} {record.name}: {record.getMessage()}", err=True)
+        else:
+            click.echo(record.getMessage())
+
+
+def show_progress(logger_name: str = "kerasdance.training") -> None:
+    """Print a long job's progress messages (logged at INFO by the library) as plain lines on stdout."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(h, _ProgressHandler) for h in logger.handlers):
+        logger.addHandler(_ProgressHandler())
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+    logger.propagate = False
+
+
 def friendly_errors(fn):
     """Turn the library's expected errors into ``click.ClickException`` (one line, exit 1)."""
 
@@ -93,12 +112,18 @@ def data_inspect(directory, json_out):
     """Validate a dataset (MSR-Action3D layout or generic layout) and print a summary: classes, subjects,
     lengths, depth range, which side performers lead their moves with (and whether `train --mirror` may
     help), how often skeletons leave the camera's view (and whether `train --edge-cuts` may help), problems."""
-    from kerasdance.data.dataset import Dataset, format_inspect, inspect
+    from kerasdance.data.dataset import Dataset
+    from kerasdance.data.inspect import format_inspect, inspect
 
     summary = inspect(Dataset.open(directory))
     click.echo(format_inspect(summary))
     if json_out:
         json_out.write_text(json.dumps(summary, indent=2, default=str))
+    failed = summary["failed"]
+    if failed:
+        names = ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
+        raise click.ClickException(f"{len(failed)} of {summary['num_sequences']} sequences failed to load: {names} "
+                                   "(see the problems above)")
 
 
 @data.command("convert", context_settings=CONTEXT)
@@ -223,6 +248,7 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
          "validation_fraction": val_fraction, "strategy": strategy}
     cfg = cfg.replace(train={k: v for k, v in t.items() if v is not None},
                       model={"input_mode": input_mode} if input_mode else {})
+    show_progress()
     metrics = run_training(data_dir, run_dir, cfg, resume=resume, cache_dir=cache_dir or default_cache_dir(),
                            init_from=init_from)
     names = json.loads((run_dir / "classes.json").read_text())
@@ -329,7 +355,7 @@ def predict(run_dir, file, joints_out, render, flip_test):
 def export(run_dir, fmt, out_path, qat, prune, unroll, report_path, max_drop, data_dir, calibration_windows,
            no_verify):
     """Quantise and convert a run's model to TFLite, then verify it with ai-edge-litert."""
-    from tools.export import export_run
+    from kerasdance.export.exporter import export_run
 
     rep = export_run(run_dir, out_path, format=fmt, qat=qat, prune=prune, unroll=unroll, report_path=report_path,
                      max_drop=max_drop, data_dir=data_dir, verify=not no_verify, cache_dir=default_cache_dir(),

@@ -11,8 +11,21 @@ import argparse
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+from kerasdance.cli import show_progress
+from kerasdance.config import RunConfig
+from kerasdance.data.dataset import Dataset
+from kerasdance.data.inspect import format_inspect, inspect
+from kerasdance.data.synthetic import write_set
+from kerasdance.errors import KerasdanceError
+from kerasdance.evaluate import format_report
+from kerasdance.export.exporter import export_run
+from kerasdance.report import preview_png
+from kerasdance.training.trainer import train
 
 
 def main(argv=None) -> None:
@@ -22,14 +35,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    show_progress()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-
-    from kerasdance.data.dataset import Dataset, format_inspect, inspect
-    from kerasdance.data.synthetic import write_set
-    from kerasdance.report import preview_png
-
     data_dir = out / "dance11"
     if not (data_dir / "classes.txt").exists():
         print(f"[1/6] rendering the synthetic dance11 set into {data_dir} ...")
@@ -39,12 +48,6 @@ def main(argv=None) -> None:
     print(format_inspect(inspect(ds)))
     png = preview_png(ds.load(ds.refs[0]), out / "preview.png")
     print(f"[3/6] preview of {ds.refs[0].name}: {png}")
-
-    from kerasdance.config import RunConfig
-    from kerasdance.errors import KerasdanceError
-    from kerasdance.evaluate import format_report
-    from kerasdance.training.trainer import train
-
     run_dir = out / "run"
     cfg = RunConfig().replace(
         data={"frames": 16, "crop_size": 48},
@@ -62,23 +65,15 @@ def main(argv=None) -> None:
         metrics = train(data_dir, run_dir, cfg, cache_dir=out / "cache", verbose=1)
     print(format_report(metrics, json.loads((run_dir / "classes.json").read_text())))
 
-    try:
-        from tools.export import export_run
-    except ImportError:
-        print("[5/6] export: tools.export is not available in this checkout; skipped")
-        return
     model_path = out / "model_int8.tflite"
     print(f"[5/6] exporting int8 TFLite to {model_path} ...")
     rep = export_run(run_dir, model_path, format="int8", report_path=out / "export_report.json", max_drop=100.0)
     print(json.dumps({k: rep[k] for k in ("size_bytes", "accuracy_keras", "accuracy_tflite", "max_abs_diff")}))
 
     print("[6/6] edge runtime: tracking a replayed recording with the int8 model (no TensorFlow)")
-    import subprocess
-    import sys
-
     rec = sorted(data_dir.glob("*_sdepth.bin"))[-1]
-    subprocess.run([sys.executable, "-m", "edge.cli", "track", "--model", str(model_path), "--source", str(rec),
-                    "--fast", "--jsonl", str(out / "track.jsonl")], check=True)
+    subprocess.run([sys.executable, "-m", "kerasdance_edge", "track", "--model", str(model_path), "--source",
+                    str(rec), "--fast", "--jsonl", str(out / "track.jsonl")], check=True)
     print(f"key-points per frame: {out / 'track.jsonl'}")
     print(f"demo done in {time.time() - t0:.0f} s; everything is in {out}/")
 

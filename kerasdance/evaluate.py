@@ -11,7 +11,10 @@ import numpy as np
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
 from kerasdance.data import preprocess as pp
+from kerasdance.data.splits import load_test_split
+from kerasdance.inference import predict_prepared
 from kerasdance.metrics import confusion_matrix, keypoint_summary, per_class_prf
+from kerasdance.predict import check_flip_test, load_run
 
 log = logging.getLogger("kerasdance.evaluate")
 
@@ -20,17 +23,18 @@ def predictions_to_camera(keypoints: np.ndarray, prepared: pipeline.Prepared, cf
     """Predicted normalised key-points ``(n, T, 20, 3)`` -> camera metres, and the matching truth."""
     pred_m, true_m = [], []
     for i in range(len(prepared)):
-        idx = _window_frames(prepared, i, cfg)
+        idx = window_frames(prepared, i, cfg)
         crop = pp.Crop.from_array(prepared.crop_params[i])
         pred_m.append(pp.crop_to_camera(keypoints[i], crop, prepared.camera(i), cfg.data))
         true_m.append(prepared.joints_m[idx])
     return np.stack(pred_m), np.stack(true_m)
 
 
-def _window_frames(prepared: pipeline.Prepared, i: int, cfg: RunConfig) -> np.ndarray:
-    """Frame indices of sequence ``i``'s evaluation window (the whole sequence resampled, as the sampler)."""
+def window_frames(prepared: pipeline.Prepared, i: int, cfg: RunConfig) -> np.ndarray:
+    """Frame indices (into ``prepared``'s frame arrays) of sequence ``i``'s evaluation window: the frames
+    ``preprocess.window_indices`` picks for the whole sequence, as the sampler does."""
     span = prepared.frames_of(i)
-    return span.start + pp.resample_indices(span.stop - span.start, cfg.data.frames)
+    return span.start + pp.window_indices(span.stop - span.start, cfg.data)
 
 
 def evaluate_prepared(pred: dict[str, np.ndarray], prepared: pipeline.Prepared, cfg: RunConfig) -> dict:
@@ -53,7 +57,7 @@ def evaluate_prepared(pred: dict[str, np.ndarray], prepared: pipeline.Prepared, 
     if "keypoints" in pred:
         pred_m, true_m = predictions_to_camera(pred["keypoints"], prepared, cfg)
         out.update(keypoint_summary(pred_m, true_m))
-        idx = np.stack([_window_frames(prepared, i, cfg) for i in range(len(prepared))])
+        idx = np.stack([window_frames(prepared, i, cfg) for i in range(len(prepared))])
         tj, tm = prepared.joints_norm[idx], prepared.joint_mask[idx]
         sq = np.sum((pred["keypoints"] - tj) ** 2, axis=-1)
         out["rmse_norm"] = float(np.sqrt((sq * tm).sum() / max(tm.sum(), 1)))
@@ -109,7 +113,7 @@ def evaluate_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False
     Args:
         run_dir: a finished (or partly trained) run folder.
         data_dir: the dataset; defaults to the one recorded in ``RUN_DIR/data.json``.
-        flip_test: key-points averaged with the mirrored window's (see ``trainer.predict_windows``); recorded in
+        flip_test: key-points averaged with the mirrored window's (see ``inference.predict_windows``); recorded in
             the metrics as ``flip_test``.
     """
     pred, test, cfg, class_names = predict_run(run_dir, data_dir, cache_dir, flip_test)
@@ -122,10 +126,6 @@ def predict_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False)
     Returns:
         ``(predictions {"logits", "keypoints"?}, the prepared test split, the run's config, class names)``.
     """
-    from kerasdance.data.dataset import Dataset, split
-    from kerasdance.predict import check_flip_test, load_run
-    from kerasdance.training.trainer import predict_windows
-
     run_dir = Path(run_dir)
     cfg, _, model = load_run(run_dir)
     if flip_test:
@@ -135,9 +135,5 @@ def predict_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False)
         if not info.exists():
             raise FileNotFoundError(f"{run_dir} does not record its data folder: pass --data DIR")
         data_dir = json.loads(info.read_text())["data_dir"]
-    ds = Dataset.open(data_dir)
-    sp = split(ds.refs, cfg.train.protocol, ds.class_names)
-    test = pipeline.prepare(ds, sp.test, cfg.data, cache_dir, cfg.model.input_mode == "depth")
-    pred = predict_windows(model, pipeline.WindowSampler(test, cfg.data, cfg.model.input_mode, augment=None),
-                           flip_test=flip_test)
-    return pred, test, cfg, list(sp.class_names)
+    test, class_names = load_test_split(data_dir, cfg, cache_dir)
+    return predict_prepared(model, test, cfg, flip_test=flip_test), test, cfg, class_names

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasdance.camera import Intrinsics
 from kerasdance.config import RunConfig
+from kerasdance.data import msr
 from kerasdance.data import preprocess as pp
 from kerasdance.data.types import Sequence
 from kerasdance.errors import DataFormatError, KerasdanceError
+from kerasdance.models.lstm_cnn import load_model
 from kerasdance.skeleton import FLIP_TEST_CAVEAT, flip_average, mirror_window
 
 log = logging.getLogger("kerasdance.predict")
@@ -19,9 +22,6 @@ log = logging.getLogger("kerasdance.predict")
 
 def load_recording(path: str | Path) -> Sequence:
     """One recording from an MSR-Action3D file (``*_sdepth.bin``, ``*_skeleton3D.txt``...) or a generic ``.npz``."""
-    from kerasdance.camera import Intrinsics
-    from kerasdance.data import msr
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -48,8 +48,6 @@ def load_run(run_dir: str | Path):
     Raises:
         FileNotFoundError: no ``model.keras`` / ``config.json`` / ``classes.json``.
     """
-    from kerasdance.models.lstm_cnn import load_model
-
     run_dir = Path(run_dir)
     for name in ("model.keras", "config.json", "classes.json"):
         if not (run_dir / name).exists():
@@ -80,10 +78,14 @@ def predict_sequence(run_dir: str | Path, seq: Sequence, flip_test: bool = False
     if flip_test:
         check_flip_test(cfg, run_dir)
     keep = np.flatnonzero(seq.depth_valid) if seq.depth_mm is not None else np.arange(seq.num_frames)
-    idx = keep[pp.resample_indices(keep.size, cfg.data.frames)]
+    if keep.size == 0:
+        raise DataFormatError(f"{seq.name}: every depth frame is empty")
+    idx = keep[pp.window_indices(keep.size, cfg.data)]
     if cfg.model.input_mode == "depth":
-        win = pp.preprocess_sequence(seq.depth_mm, seq.joints_m, seq.intrinsics, cfg.data, seq.depth_valid)
-        x = win.depth[None]
+        if seq.depth_mm is None:
+            raise DataFormatError(f"{seq.name}: a depth model needs a depth file")
+        crop = pp.find_crop(seq.depth_mm[keep], seq.intrinsics, cfg.data)
+        x = pp.make_window(seq.depth_mm, idx, cfg.data, crop=crop)[None]
     else:
         if seq.joints_m is None:
             raise DataFormatError(f"{seq.name}: a skeleton model needs a skeleton file")
@@ -98,6 +100,6 @@ def predict_sequence(run_dir: str | Path, seq: Sequence, flip_test: bool = False
         kp = np.asarray(out["keypoints"])[0]
         if flip_test:
             kp = flip_average(kp, np.asarray(model(mirror_window(x), training=False)["keypoints"])[0])
-        joints = pp.crop_to_camera(kp, win.crop, seq.intrinsics, cfg.data)
+        joints = pp.crop_to_camera(kp, crop, seq.intrinsics, cfg.data)
     return {"label": k, "class_name": class_names[k], "confidence": float(probs[k]), "probs": probs,
             "joints_m": joints, "frame_index": idx}

@@ -174,7 +174,7 @@ class ArraySource:
         self.closed = True
 
     def frames(self) -> Iterator:
-        from edge.sources import Frame
+        from kerasdance_edge.sources import Frame
 
         for i, d in enumerate(self.depth_mm):
             yield Frame(d, int(i * 1e6 / self.fps), i)

@@ -11,7 +11,8 @@ from conftest import make_prepared  # noqa: E402
 
 from kerasdance.config import RunConfig  # noqa: E402
 from kerasdance.data import pipeline  # noqa: E402
-from kerasdance.training.trainer import TrainData, Trainer, make_strategy  # noqa: E402
+from kerasdance.data.splits import TrainData
+from kerasdance.training.trainer import Trainer, make_strategy  # noqa: E402
 
 cfg = RunConfig().replace(
     data={"frames": 8, "crop_size": 32},

@@ -61,3 +61,21 @@ def test_flip_test_is_refused_for_skeleton_runs_and_warned_about_without_mirror(
     assert "--mirror" not in caplog.text
     check_flip_test(RunConfig(), "runs/d")
     assert "runs/d was not trained with --mirror" in caplog.text
+
+
+def test_data_inspect_exits_non_zero_when_a_file_fails_to_load(runner, tiny_msr, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_msr, data)
+    res = runner.invoke(cli, ["data", "inspect", str(data)])
+    assert res.exit_code == 0, res.output
+    assert "problems   none" in res.output
+    victim = sorted(data.rglob("*_sdepth.bin"))[0]
+    victim.write_bytes(victim.read_bytes()[:5000])  # the head of a recording: a truncated copy
+    res = runner.invoke(cli, ["data", "inspect", str(data), "--json", str(tmp_path / "s.json")])
+    assert res.exit_code == 1, res.output
+    assert "dataset " in res.output  # the summary is still printed, then the error
+    total = json.loads((tmp_path / "s.json").read_text())["num_sequences"]
+    assert f"1 of {total} sequences failed to load" in res.output
+    assert victim.name.replace("_sdepth.bin", "") in res.output and "Traceback" not in res.output

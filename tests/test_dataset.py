@@ -2,7 +2,6 @@
 
 import json
 import logging
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,16 +10,9 @@ from hypothesis import strategies as st
 
 from kerasdance.camera import KINECT_V1, Intrinsics
 from kerasdance.data import msr
-from kerasdance.data.dataset import (
-    Dataset,
-    SequenceRef,
-    convert_msr_to_generic,
-    format_inspect,
-    inspect,
-    labelled_mask,
-    split,
-    write_generic,
-)
+from kerasdance.data.dataset import Dataset, SequenceRef, convert_msr_to_generic, write_generic
+from kerasdance.data.inspect import format_inspect, inspect
+from kerasdance.data.splits import labelled_mask, split
 from kerasdance.data.types import Sequence
 from kerasdance.errors import DataFormatError
 from kerasdance.skeleton import JOINT_NAMES
@@ -141,29 +133,27 @@ def test_split_errors():
 # --- labelled fraction ---------------------------------------------------------------------------------------
 def test_labelled_mask_stratified_and_deterministic():
     labels = [0] * 10 + [1] * 5 + [2] * 1 + [None, -1, None]
-    refs = [SimpleNamespace(label=lab) for lab in labels]
-    m = labelled_mask(refs, 0.2, seed=3)
+    m = labelled_mask(labels, 0.2, seed=3)
     lab = np.array([-1 if x is None else x for x in labels])
-    assert m.dtype == bool and m.shape == (len(refs),)
+    assert m.dtype == bool and m.shape == (len(labels),)
     assert [int(m[lab == c].sum()) for c in range(3)] == [2, 1, 1]
     assert not m[lab < 0].any()
-    np.testing.assert_array_equal(m, labelled_mask(refs, 0.2, seed=3))
-    masks = {tuple(labelled_mask(refs, 0.5, seed=s)) for s in range(10)}
+    np.testing.assert_array_equal(m, labelled_mask(labels, 0.2, seed=3))
+    masks = {tuple(labelled_mask(labels, 0.5, seed=s)) for s in range(10)}
     assert len(masks) > 1
-    np.testing.assert_array_equal(labelled_mask(refs, 1.0, 0), lab >= 0)
+    np.testing.assert_array_equal(labelled_mask(labels, 1.0, 0), lab >= 0)
 
 
 @pytest.mark.parametrize("fraction", [0, -0.1, 1.01, float("nan"), True, "0.5"])
 def test_labelled_mask_bad_fraction(fraction):
     with pytest.raises(ValueError, match="fraction"):
-        labelled_mask([SimpleNamespace(label=0)], fraction, 0)
+        labelled_mask([0], fraction, 0)
 
 
 @settings(max_examples=50, deadline=None)
 @given(labels=st.lists(st.integers(-1, 5), max_size=60), fraction=st.floats(0.01, 1.0), seed=st.integers(0, 99))
 def test_labelled_mask_properties(labels, fraction, seed):
-    refs = [SimpleNamespace(label=x) for x in labels]
-    m = labelled_mask(refs, fraction, seed)
+    m = labelled_mask(labels, fraction, seed)
     lab = np.array(labels, dtype=int)
     for c in set(labels) - {-1}:
         n = int((lab == c).sum())
@@ -333,7 +323,7 @@ def test_side_balance_tells_the_moving_side():
 
 
 def test_side_summary_advises_mirror_only_where_a_class_is_done_on_both_sides():
-    from kerasdance.data.dataset import side_summary
+    from kerasdance.data.inspect import side_summary
 
     names = ["wave", "kick", "bow"]
     # Subjects 1-4 wave with the right arm, subject 5 with the left (twice); kicks are all left; bows symmetric.
@@ -356,7 +346,7 @@ def test_side_summary_advises_mirror_only_where_a_class_is_done_on_both_sides():
 
 
 def test_edge_summary_advises_edge_cuts_only_where_skeletons_leave_the_image():
-    from kerasdance.data.dataset import edge_summary
+    from kerasdance.data.inspect import edge_summary
 
     inside = [(s, 0.0) for s in (1, 2, 3)] + [(4, 0.01)]  # a stray joint is not a cut body
     summary = edge_summary(inside + [(1, float("nan"))])

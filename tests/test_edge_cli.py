@@ -1,4 +1,4 @@
-"""kerasdance-edge through click's CliRunner (and once as ``python -m edge.cli``)."""
+"""kerasdance-edge through click's CliRunner (and once as ``python -m kerasdance_edge``)."""
 
 import json
 import shutil
@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from edge_fixtures import ROOT, person_depth, tiny_model, write_bin  # noqa: F401
 
-from edge.cli import main
 from kerasdance import __version__
 from kerasdance.modelmeta import sidecar_path
+from kerasdance_edge.cli import main
 
 
 @pytest.fixture
@@ -124,6 +124,6 @@ def test_realsense_without_driver_is_a_one_line_error(tiny_model, monkeypatch): 
 
 
 def test_python_dash_m():
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "--version"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "kerasdance_edge", "--version"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == 0 and __version__ in proc.stdout

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from edge_fixtures import CLASS_NAMES, ROOT, tiny_model  # noqa: F401
 
-from edge.interpreter import EdgeModel
 from kerasdance.errors import ModelFileError
 from kerasdance.modelmeta import file_sha256, load_meta, sidecar_path
+from kerasdance_edge.interpreter import EdgeModel
 
 
 def _softmax(z):
@@ -145,13 +145,14 @@ def test_edge_never_imports_tensorflow(tiny_model):  # noqa: F811
     code = f"""
 import sys
 import numpy as np
-import edge, edge.cli, edge.sources, edge.sinks, edge.tracker, edge.interpreter, edge.smoothing
-from edge.interpreter import EdgeModel
-from edge.cli import bench_model
+import kerasdance_edge, kerasdance_edge.cli, kerasdance_edge.sources, kerasdance_edge.sinks, kerasdance_edge.tracker
+import kerasdance_edge.interpreter, kerasdance_edge.smoothing
+from kerasdance_edge.interpreter import EdgeModel
+from kerasdance_edge.cli import bench_model
 model = EdgeModel({str(tiny_model.path)!r})
 model.predict(np.zeros(model.input_shape, np.float32))
 bench_model(model, frames=3)
-bad = sorted(m for m in ("tensorflow", "keras", "tf_keras") if m in sys.modules)
+bad = sorted(m for m in ("tensorflow", "keras", "tf_keras", "edge", "tools") if m in sys.modules)
 print("IMPORTED:", bad)
 sys.exit(1 if bad else 0)
 """

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from edge.sinks import JsonlSink, OscSink, WebSocketSink, result_to_dict
-from edge.tracker import TrackResult
 from kerasdance.skeleton import JOINT_NAMES
+from kerasdance_edge.sinks import JsonlSink, OscSink, WebSocketSink, result_to_dict
+from kerasdance_edge.tracker import TrackResult
 
 JOINTS = np.arange(60, dtype=np.float32).reshape(20, 3) / 10
 TRACKING = TrackResult(7, 466_669, JOINTS, "spin", 0.875, 3.25, "tracking")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.smoothing import OneEuroFilter, smoothing_factor
+from kerasdance_edge.smoothing import OneEuroFilter, smoothing_factor
 
 
 def test_smoothing_factor_by_hand():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from edge_fixtures import FakeRealSense, person_depth, write_bin
 
-from edge.sources import DepthSource, Frame, RealSenseSource, RecordingSource, SourceError, resample_nearest
 from kerasdance.camera import KINECT_V1, Intrinsics
 from kerasdance.errors import DataFormatError
+from kerasdance_edge.sources import DepthSource, Frame, RealSenseSource, RecordingSource, SourceError, resample_nearest
 
 
 def test_msr_bin_recording(tmp_path):
@@ -66,7 +66,7 @@ def test_recording_errors(tmp_path):
 
 def test_synthetic_source():
     synthetic = pytest.importorskip("kerasdance.data.synthetic")
-    from edge.sources import SyntheticSource
+    from kerasdance_edge.sources import SyntheticSource
 
     src = SyntheticSource(seed=0, loop=False)
     assert src.class_names == tuple(synthetic.class_names("dance11"))
@@ -156,8 +156,8 @@ def test_synthetic_source_chains_sequences(monkeypatch):
     """Against the generator's API (``class_names``, ``generate_sequence``) with a stand-in module."""
     import types
 
-    from edge.sources import SyntheticSource
     from kerasdance.data.types import Sequence
+    from kerasdance_edge.sources import SyntheticSource
 
     calls = []
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from edge_fixtures import ArraySource, FakeRealSense, FaultySource, RecordingSink, person_depth, tiny_model  # noqa: F401
 
-from edge.interpreter import EdgeModel
-from edge.sinks import JsonlSink
-from edge.smoothing import OneEuroFilter
-from edge.sources import Frame, RealSenseSource
-from edge.tracker import LatestFrameQueue, Tracker, run
 from kerasdance.camera import KINECT_V1
 from kerasdance.data import preprocess as pp
+from kerasdance_edge.interpreter import EdgeModel
+from kerasdance_edge.sinks import JsonlSink
+from kerasdance_edge.smoothing import OneEuroFilter
+from kerasdance_edge.sources import Frame, RealSenseSource
+from kerasdance_edge.tracker import LatestFrameQueue, Tracker, run
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,36 @@ def test_warmup_then_tracking_matches_the_shared_preprocessing(model, depth):
     window = depth[4:12]
     stats = np.array([pp.frame_stats(d, cfg) for d in window])
     crop = pp.crop_from_stats(stats, KINECT_V1, cfg)
-    x = pp.add_motion(pp.crop_frames(window[pp.resample_indices(8, 8)], crop, cfg), cfg)
-    kp, probs = model.predict(x)
+    crops = pp.crop_frames(window[pp.resample_indices(8, 8)], crop, cfg).astype(pp.CROP_DTYPE)  # as training's cache
+    kp, probs = model.predict(pp.add_motion(crops, cfg))
     last = results[-1]
     np.testing.assert_allclose(last.joints_m, pp.crop_to_camera(kp[-1], crop, KINECT_V1, cfg), atol=1e-5)
     assert last.move == model.class_names[int(np.argmax(probs))]
     assert last.confidence == pytest.approx(float(probs.max()))
     assert last.joints_m.shape == (20, 3) and np.all(np.isfinite(last.joints_m))
     assert last.latency_ms > 0 and last.index == 11 and last.timestamp_us == 11 * 66_667
+
+
+def test_the_device_window_is_the_training_window(model, depth, tmp_path):
+    """A recording of exactly T frames: the tracker's window at its last frame is the evaluation window that
+    training's pipeline (``prepare`` -> cache -> ``WindowSampler``) builds for the same recording, value for value."""
+    from kerasdance.data import pipeline
+    from kerasdance.data.dataset import Dataset, write_generic
+    from kerasdance.data.types import Sequence
+
+    cfg = model.data_config
+    rec = depth[:cfg.frames]
+    write_generic(tmp_path, [Sequence("take", rec, None, label=0)], model.class_names, KINECT_V1)
+    ds = Dataset.open(tmp_path)
+    train_x = pipeline.WindowSampler(pipeline.prepare(ds, ds.refs, cfg), cfg, augment=None).eval_windows()["x"][0]
+    seen = []
+    tracker = Tracker(model)
+    tracker.model = types.SimpleNamespace(predict=lambda x: (seen.append(x), model.predict(x))[1],
+                                          class_names=model.class_names)
+    results = [tracker.update(Frame(d, i * 66_667, i)) for i, d in enumerate(rec)]
+    assert results[-1].state == "tracking" and len(seen) == 1
+    assert seen[0].dtype == train_x.dtype == np.float32
+    np.testing.assert_array_equal(seen[0], train_x)
 
 
 def test_window_is_a_span_of_time_when_frames_are_skipped(model, depth):
@@ -60,7 +82,7 @@ def test_window_is_a_span_of_time_when_frames_are_skipped(model, depth):
     window = depth[[24, 27, 30]]  # the frames of the last (8 - 1) / 15 s
     crop = pp.crop_from_stats(np.array([pp.frame_stats(d, cfg) for d in window]), KINECT_V1, cfg)
     pick = np.round(np.linspace(0, 2, 8)).astype(int)  # nearest to 8 evenly spaced times
-    kp, _ = model.predict(pp.add_motion(pp.crop_frames(window[pick], crop, cfg), cfg))
+    kp, _ = model.predict(pp.add_motion(pp.crop_frames(window[pick], crop, cfg).astype(pp.CROP_DTYPE), cfg))
     np.testing.assert_allclose(results[-1].joints_m, pp.crop_to_camera(kp[-1], crop, KINECT_V1, cfg), atol=1e-5)
 
 

@@ -69,10 +69,10 @@ class Run:
     """The fabricated run and a memo of its exports (each format is converted once per module)."""
 
     def __init__(self, root, cfg=TINY):
+        from kerasdance.data.splits import load_train_data
+        from kerasdance.export.quantize import finetune
         from kerasdance.keras_backend import keras
         from kerasdance.models.lstm_cnn import build_lstm_cnn
-        from kerasdance.training.trainer import load_train_data
-        from tools.quantize import finetune
 
         self.root = root
         self.data_dir = write_blob_dataset(root / "data")
@@ -93,7 +93,7 @@ class Run:
         self._reports = {}
 
     def export(self, name, **kw):
-        from tools.export import export_run
+        from kerasdance.export.exporter import export_run
 
         if name not in self._reports:
             path = self.root / "out" / f"{name}.tflite"
@@ -116,7 +116,7 @@ def dense_head_run(tmp_path_factory):
 
 
 def _relative_diff(run, path, reference=None):
-    from tools.export import run_tflite
+    from kerasdance.export.verify import run_tflite
 
     ref = reference if reference is not None else run.keras_out
     tfl = run_tflite(path, run.windows)
@@ -127,7 +127,7 @@ def _relative_diff(run, path, reference=None):
 
 # --- formats ---------------------------------------------------------------------------------------------------
 def test_float32_matches_keras_and_writes_sidecar_and_report(run):
-    from tools.export import TfliteModel
+    from kerasdance.litert import LiteModel
 
     path, rep = run.export("float32", format="float32")
     diff, _ = _relative_diff(run, path)
@@ -149,7 +149,7 @@ def test_float32_matches_keras_and_writes_sidecar_and_report(run):
     assert meta.quantization == "float32" and meta.unrolled and meta.input_mode == "depth"
     assert meta.extra["run_dir"] == str(run.dir.resolve()) and meta.extra["qat"] is False
     assert meta.extra["mirror_augment"] is False  # what the runtime's flip test asks about
-    assert TfliteModel(path).input_shape == (1, 8, 32, 32, 2)
+    assert LiteModel(path).input_shape == (1, 8, 32, 32, 2)
 
 
 @pytest.mark.parametrize("fmt", ["float16", "dynamic", "int8"])
@@ -161,16 +161,16 @@ def test_quantized_formats_stay_within_their_bound(run, fmt):
     assert load_meta(path).quantization == fmt
     f32_path, _ = run.export("float32", format="float32")
     assert rep["size_bytes"] < f32_path.stat().st_size
-    from tools.export import TfliteModel
+    from kerasdance.litert import LiteModel
 
     expected = np.int8 if fmt == "int8" else np.float32
-    assert np.dtype(TfliteModel(path).input["dtype"]) == expected
+    assert np.dtype(LiteModel(path).input["dtype"]) == expected
     assert rep["compat"]["tflite_runtime_2_14"]["runs"] is {"float16": None, "dynamic": False, "int8": True}[fmt]
 
 
 def test_fused_lstm_float32_starts_every_window_from_zero_state(run):
     """The fused LSTM keeps its state in variable tensors across invokes: a second plain ``invoke`` on the same
-    window drifts from Keras; ``TfliteModel`` resets them, so every window matches Keras to 1e-4."""
+    window drifts from Keras; ``LiteModel`` resets them, so every window matches Keras to 1e-4."""
     from ai_edge_litert.interpreter import Interpreter
 
     path, rep = run.export("float32_fused", format="float32", unroll=False)
@@ -188,7 +188,7 @@ def test_fused_lstm_float32_starts_every_window_from_zero_state(run):
         interp.invoke()
         outs.append(interp.get_tensor(logits).copy())
     assert np.abs(outs[0] - run.keras_out["logits"][:1]).max() <= 1e-4
-    assert np.abs(outs[1] - outs[0]).max() > 1e-4  # the state leaked: why TfliteModel.invoke resets it
+    assert np.abs(outs[1] - outs[0]).max() > 1e-4  # the state leaked: why LiteModel.predict resets it
 
 
 def test_fused_lstm_int8(run):
@@ -232,10 +232,10 @@ def test_pruned_int8_reaches_target_sparsity(run):
 def test_a_run_saved_before_later_model_fields_is_rebuilt_as_it_was_trained(tmp_path):
     """Export rebuilds the graph from the run's config.json: fields that file lacks must take the value the run
     was trained with (a 1x1 head conv, no temporal refinement), not today's defaults, or the weights do not fit."""
+    from kerasdance.export.exporter import export_clone
     from kerasdance.keras_backend import keras
     from kerasdance.models.lstm_cnn import build_lstm_cnn
     from kerasdance.predict import load_run
-    from tools.export import export_clone
 
     cfg = TINY.replace(model={"keypoint_kernel": 1, "keypoint_refine": 0})
     keras.utils.set_random_seed(0)
@@ -278,7 +278,7 @@ def test_finetune_gives_the_same_weights_in_two_fresh_processes(run):
 
     code = ("import hashlib, json, sys; import numpy as np; from kerasdance.predict import load_run; "
             "from kerasdance.models.lstm_cnn import build_lstm_cnn; "
-            "from kerasdance.training.trainer import load_train_data; from tools.quantize import finetune; "
+            "from kerasdance.data.splits import load_train_data; from kerasdance.export.quantize import finetune; "
             "cfg, _, saved = load_run(sys.argv[1]); cfg = cfg.replace(model={'dropout': 0.3}); "
             "model = build_lstm_cnn(cfg.model, cfg.data); model.set_weights(saved.get_weights()); "
             "data, _ = load_train_data(json.loads(open(sys.argv[1] + '/data.json').read())['data_dir'], cfg); "
@@ -330,7 +330,7 @@ def test_tampered_model_or_sidecar_is_refused(run, tmp_path):
 def test_model_of_the_wrong_shape_is_refused(run, tmp_path):
     import shutil
 
-    from tools.export import check_exported
+    from kerasdance.export.verify import check_exported
 
     src, _ = run.export("float32", format="float32")
     model = tmp_path / "m.tflite"
@@ -349,8 +349,8 @@ def test_model_of_the_wrong_shape_is_refused(run, tmp_path):
 
 # --- failures become clear errors --------------------------------------------------------------------------------
 def test_flex_op_fails_loudly(tmp_path):
+    from kerasdance.export.convert import ConversionError, convert_in_subprocess
     from kerasdance.keras_backend import tf
-    from tools.convert import ConversionError, convert_in_subprocess
 
     class WithSvd(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec((1, 4, 4), tf.float32)])
@@ -365,11 +365,11 @@ def test_flex_op_fails_loudly(tmp_path):
 
 
 def test_converter_crash_becomes_a_kerasdance_error(run, tmp_path, monkeypatch):
-    import tools.convert
+    import kerasdance.export.convert as convert
 
     crash = f"import os, signal; os.kill(os.getpid(), signal.{signal.SIGSEGV.name})"
-    monkeypatch.setattr(tools.convert, "_child_command", lambda args: [sys.executable, "-c", crash])
-    from tools.export import export_run
+    monkeypatch.setattr(convert, "_child_command", lambda args: [sys.executable, "-c", crash])
+    from kerasdance.export.exporter import export_run
 
     out = tmp_path / "m.tflite"
     with pytest.raises(KerasdanceError, match=r"converter crashed \(SIGSEGV\) while converting to float32"):
@@ -380,23 +380,24 @@ def test_converter_crash_becomes_a_kerasdance_error(run, tmp_path, monkeypatch):
 def test_max_drop_fails_after_writing_the_report(run, tmp_path, monkeypatch):
     import shutil
 
-    import tools.export
+    import kerasdance.export.exporter as exporter
+    import kerasdance.export.verify as verify
 
     f32, _ = run.export("float32", format="float32")
     # reuse the float32 file instead of converting again; the "TFLite model" then predicts the next class
-    monkeypatch.setattr(tools.export, "convert_in_subprocess", lambda sm, out, fmt, calib: shutil.copy(f32, out))
-    real = tools.export.run_tflite
+    monkeypatch.setattr(exporter, "convert_in_subprocess", lambda sm, out, fmt, calib: shutil.copy(f32, out))
+    real = verify.run_tflite
 
     def wrong_class(path, windows, num_threads=1):
         out = real(path, windows, num_threads)
         out["logits"] = np.eye(3, dtype=np.float32)[(run.test.labels + 1) % 3]  # always wrong
         return out
 
-    monkeypatch.setattr(tools.export, "run_tflite", wrong_class)
+    monkeypatch.setattr(verify, "run_tflite", wrong_class)
     report = tmp_path / "r.json"
     with pytest.raises(KerasdanceError, match=r"points below Keras' .* \(max_drop=1\.0\)"):
-        tools.export.export_run(run.dir, tmp_path / "m.tflite", format="float32", report_path=report, max_drop=1.0,
-                                latency_runs=2)
+        exporter.export_run(run.dir, tmp_path / "m.tflite", format="float32", report_path=report, max_drop=1.0,
+                            latency_runs=2)
     rep = json.loads(report.read_text())
     assert rep["passed"] is False and rep["accuracy_tflite"] == 0.0
     assert rep["accuracy_drop_points"] == pytest.approx(rep["accuracy_keras"] * 100) and rep["accuracy_keras"] > 0.01
@@ -404,7 +405,7 @@ def test_max_drop_fails_after_writing_the_report(run, tmp_path, monkeypatch):
 
 
 def test_bad_arguments_are_refused_before_any_work(run, tmp_path):
-    from tools.export import export_run
+    from kerasdance.export.exporter import export_run
 
     with pytest.raises(ValueError, match="format='int4'"):
         export_run(run.dir, tmp_path / "m.tflite", format="int4")

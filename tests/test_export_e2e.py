@@ -21,9 +21,10 @@ RELATIVE_BOUND = {"float16": 0.01, "dynamic": 0.05, "int8": 0.15}
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from kerasdance.data.pipeline import WindowSampler
+    from kerasdance.data.splits import load_train_data
     from kerasdance.data.synthetic import write_set
     from kerasdance.predict import load_run
-    from kerasdance.training.trainer import load_train_data, train
+    from kerasdance.training.trainer import train
 
     root = tmp_path_factory.mktemp("export_e2e")
     write_set("dance11", root / "data", seed=0, limit_per_class=2)  # 11 moves x (1 train + 1 test subject)
@@ -37,7 +38,8 @@ def trained(tmp_path_factory):
 
 @pytest.mark.parametrize("fmt", ["float32", "float16", "dynamic", "int8"])
 def test_synth_train_export_verify(trained, fmt):
-    from tools.export import check_exported, export_run
+    from kerasdance.export.exporter import export_run
+    from kerasdance.export.verify import check_exported
 
     root, names, span = trained
     out = root / "out" / f"{fmt}.tflite"

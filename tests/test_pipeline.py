@@ -224,8 +224,8 @@ def test_mirror_window_is_the_mirrored_scenes_window_and_the_flip_test_undoes_it
 
 
 def test_predict_windows_flip_test_averages_the_keypoints_only(prepared):
+    from kerasdance.inference import predict_windows
     from kerasdance.skeleton import flip_average, mirror_window
-    from kerasdance.training.trainer import predict_windows
 
     seen = []
 

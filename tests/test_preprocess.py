@@ -148,19 +148,46 @@ def test_add_motion_channel():
     np.testing.assert_array_equal(pp.add_motion(x, DataConfig(motion_channel=False), out=one), x[..., None])
 
 
-def test_preprocess_sequence_skips_missing_frames_and_masks_joints():
-    depth = np.stack([_person_frame(), np.zeros((240, 320), np.uint16), _person_frame()])
+def test_make_window_from_depth_equals_the_cached_crops_path():
+    """Depth frames + crop (predict, the device) and pre-cut cached crops (training) give the same window."""
+    rng = np.random.default_rng(0)
+    depth = np.stack([_person_frame(u0=150 + 3 * k) for k in range(12)])
+    depth[depth > 0] += rng.integers(0, 300, int((depth > 0).sum())).astype(np.uint16)  # a body with relief
+    crop = pp.find_crop(depth, KINECT_V1, CFG)
+    idx = pp.window_indices(len(depth), CFG)
+    np.testing.assert_array_equal(idx, pp.resample_indices(12, CFG.frames))
+    cache = pp.crop_frames(depth, crop, CFG).astype(pp.CROP_DTYPE)  # what pipeline.prepare stores
+    x = pp.make_window(depth, idx, CFG, crop=crop)
+    assert x.shape == (8, 32, 32, 2) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, pp.make_window(cache, idx, CFG))
+    # rounded to the cache's dtype, and the motion channel is the difference of those rounded frames
+    np.testing.assert_array_equal(x[..., 0], cache[idx].astype(np.float32))
+    np.testing.assert_array_equal(x[1:, ..., 1], x[1:, ..., 0] - x[:-1, ..., 0])
+    assert not np.array_equal(x[..., 0], pp.crop_frames(depth[idx], crop, CFG))  # float32 crops differ: rounded
+
+
+def test_make_window_transform_runs_before_the_motion_channel():
+    crops = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32)).astype(pp.CROP_DTYPE)
+    idx = np.arange(2, 10)
+    out = np.full((8, 32, 32, 2), np.nan, np.float32)
+    x = pp.make_window(crops, idx, CFG, transform=lambda c: c[:, :, ::-1] * 2, out=out)
+    assert x is out
+    flipped = crops[idx][:, :, ::-1].astype(np.float32) * 2
+    np.testing.assert_array_equal(x[..., 0], flipped)
+    np.testing.assert_array_equal(x[1:, ..., 1], flipped[1:] - flipped[:-1])
+
+
+def test_joint_targets_mask_missing_joints():
+    depth = np.stack([_person_frame()] * 3)
+    crop = pp.find_crop(depth, KINECT_V1, CFG)
     joints = np.zeros((3, 20, 3), np.float32)
     joints[..., 2] = 2.5
     joints[0, 5] = np.nan
-    valid = depth.reshape(3, -1).any(axis=1)
-    w = pp.preprocess_sequence(depth, joints, KINECT_V1, CFG, valid)
-    assert w.depth.shape == (8, 32, 32, 2)
-    assert w.joint_mask.shape == (8, 20)
-    assert w.joint_mask[0, 5] == 0 and w.joint_mask[-1, 5] == 1
-    assert np.all(w.joints[0, 5] == 0)
-    with pytest.raises(ValueError, match="empty"):
-        pp.preprocess_sequence(depth, joints, KINECT_V1, CFG, np.zeros(3, bool))
+    norm, mask = pp.joint_targets(joints, crop, KINECT_V1, CFG, 3)
+    assert norm.shape == (3, 20, 3) and mask.shape == (3, 20)
+    assert mask[0, 5] == 0 and mask[-1, 5] == 1 and np.all(norm[0, 5] == 0)
+    none_norm, none_mask = pp.joint_targets(None, crop, KINECT_V1, CFG, 3)
+    assert not none_mask.any() and not none_norm.any()
 
 
 def test_skeleton_features_shape_and_velocity():

@@ -65,7 +65,8 @@ def test_draw_moves_share_arm_and_region_but_differ():
 
 
 def test_limit_per_class_keeps_both_split_sides(tmp_path):
-    from kerasdance.data.dataset import Dataset, split
+    from kerasdance.data.dataset import Dataset
+    from kerasdance.data.splits import split
 
     n = S.write_set("dance11", tmp_path, limit_per_class=2)
     assert n == 22

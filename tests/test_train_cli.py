@@ -83,8 +83,10 @@ def test_self_training_from_scratch_has_no_supervised_stage(tiny_msr, tiny_confi
 
 def test_second_round_starts_from_the_stage_under_the_first_rounds_model_held_fixed(tiny_msr, tiny_config, tmp_path):
     from kerasdance.config import RunConfig
+    from kerasdance.data.splits import load_train_data
     from kerasdance.keras_backend import tf
-    from kerasdance.training.trainer import Trainer, load_model, load_train_data
+    from kerasdance.models.lstm_cnn import load_model
+    from kerasdance.training.trainer import Trainer
 
     run = tmp_path / "run"
     res = CliRunner().invoke(cli, _train_args(tiny_msr, run, tiny_config, "--labelled-fraction", "0.5",

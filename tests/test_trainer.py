@@ -3,7 +3,8 @@ import pytest
 
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
-from kerasdance.training.trainer import TrainData, Trainer, make_strategy
+from kerasdance.data.splits import TrainData
+from kerasdance.training.trainer import Trainer, make_strategy
 
 TINY = RunConfig().replace(
     data={"frames": 8, "crop_size": 32},
@@ -148,7 +149,7 @@ def test_unknown_strategy_is_refused():
 
 @pytest.mark.parametrize("input_mode", ["depth", "skeleton"])
 def test_unlabelled_sequences_keep_their_skeleton_only_where_it_is_the_input(tiny_msr, tmp_path, input_mode):
-    from kerasdance.training.trainer import load_train_data
+    from kerasdance.data.splits import load_train_data
 
     cfg = TINY.replace(model={"input_mode": input_mode})
     data, _ = load_train_data(tiny_msr, cfg, tmp_path / "cache")

@@ -1,6 +1,6 @@
 """From a dataset folder to training batches: preprocessing cache, label hiding, augmentation.
 
-* ``prepare`` turns every sequence into person crops at its native frame rate (float16),
+* ``prepare`` turns every sequence into person crops at its native frame rate (``preprocess.CROP_DTYPE``),
   normalised joint targets and masks, cached in a versioned ``.npz`` so a second run does
   not recompute.
 * ``hide_labels`` removes labels *and* key-points of the unlabelled sequences before
@@ -48,7 +48,7 @@ class Prepared:
     Attributes:
         names, labels (-1 = unlabelled), subjects: per sequence.
         offsets: ``(n + 1,)`` frame offsets; sequence i owns frames ``offsets[i]:offsets[i+1]``.
-        crops: ``(total_frames, S, S)`` float16 normalised depth (empty in skeleton mode).
+        crops: ``(total_frames, S, S)`` normalised depth in ``preprocess.CROP_DTYPE`` (empty in skeleton mode).
         joints_norm: ``(total_frames, 20, 3)`` float32 targets in crop coordinates.
         joint_mask: ``(total_frames, 20)`` float32.
         joints_m: ``(total_frames, 20, 3)`` float32 camera metres (NaN = missing).
@@ -148,7 +148,7 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
                 if keep.size == 0:
                     raise ValueError("every depth frame is empty")
                 crop = pp.find_crop(seq.depth_mm[keep], seq.intrinsics, cfg)
-                crops.append(pp.crop_frames(seq.depth_mm[keep], crop, cfg).astype(np.float16))
+                crops.append(pp.crop_frames(seq.depth_mm[keep], crop, cfg).astype(pp.CROP_DTYPE))
             else:
                 if seq.joints_m is None:
                     raise ValueError("it has no skeleton file")
@@ -183,7 +183,7 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
         labels=np.asarray(labels, np.int64),
         subjects=np.asarray(subjects, np.int64),
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        crops=np.concatenate(crops) if crops else np.zeros((0, S, S), np.float16),
+        crops=np.concatenate(crops) if crops else np.zeros((0, S, S), pp.CROP_DTYPE),
         joints_norm=np.concatenate(jn),
         joint_mask=np.concatenate(jmask),
         joints_m=np.concatenate(jm),
@@ -303,7 +303,7 @@ class WindowSampler:
             keep = rng.uniform(aug.temporal_crop, 1.0)
             start = rng.uniform(0.0, 1.0 - keep)
             stop = start + keep
-        idx = span.start + pp.resample_indices(n, cfg.frames, start, stop)
+        idx = span.start + pp.window_indices(n, cfg, start, stop)
         joints, mask = d.joints_norm[idx], d.joint_mask[idx]
         affine = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
         # Drawn only when mirroring is on: with it off, the random stream (and every batch) is as before.
@@ -316,14 +316,21 @@ class WindowSampler:
                 jm = _rotate_y(jm, rng.uniform(-2 * aug.rotation_rad, 2 * aug.rotation_rad)) * rng.uniform(
                     1 - aug.scale, 1 + aug.scale)
             return pp.skeleton_features(jm, cfg), joints, mask, affine
-        x = d.crops[idx]  # float16: the augmentation's gather moves half the bytes
-        if mirror:
-            x = x[:, :, ::-1]  # columns: the crop's grid is symmetric about its centre, so a -> -a exactly
-        if aug is not None and rng is not None:
-            x, affine = _augment_crops(x, rng, aug)
+        augmenting = aug is not None and rng is not None
+
+        def transform(x):  # the cached crops (CROP_DTYPE: the augmentation's gather moves half the bytes)
+            nonlocal affine
+            if mirror:
+                x = x[:, :, ::-1]  # columns: the crop's grid is symmetric about its centre, so a -> -a exactly
+            if augmenting:
+                x, affine = _augment_crops(x, rng, aug)
+            return x
+
+        x = pp.make_window(d.crops, idx, cfg, transform=transform if augmenting else None, out=x_out)
+        if augmenting:
             joints = np.where(mask[..., None] > 0, affine_joints(joints, *affine[:2], affine[2:]), 0.0)
             joints = joints.astype(np.float32)
-        return pp.add_motion(x, cfg, out=x_out), joints, mask, affine
+        return x, joints, mask, affine
 
     def epoch(self, epoch: int, batch_size: int, shuffle: bool = True, strong: Augment | None = None
               ) -> Iterator[dict[str, np.ndarray]]:

@@ -3,6 +3,11 @@
 One piece of code for both sides, so that the device sees exactly what the model
 was trained on. Nothing here imports TensorFlow.
 
+``make_window`` is THE window assembly: which frames (``window_indices``), the person crop
+(``crop_frames``, rounded to ``CROP_DTYPE`` as the training cache stores it), an optional
+training-time transform, and the motion channel (``add_motion``). The training sampler,
+evaluation, ``kerasdance predict`` and the edge tracker all call it.
+
 The person crop is an affine map between *normalised crop coordinates*
 ``(a, b)`` in ``[-1, 1]^2`` (a to the right, b down) and depth-image pixels::
 
@@ -29,6 +34,9 @@ log = logging.getLogger("kerasdance.data")
 
 #: Value of background / hole pixels in a normalised crop.
 BACKGROUND = 1.0
+#: The dtype a crop is rounded to before it enters a window, everywhere: the training cache stores crops in it
+#: (half the memory), so evaluation and the device round theirs the same way and the model sees the same values.
+CROP_DTYPE = np.float16
 _HIST_BIN_MM = 100.0
 
 
@@ -55,22 +63,6 @@ class Crop(NamedTuple):
     @classmethod
     def from_array(cls, a) -> Crop:
         return cls(*(float(x) for x in np.asarray(a).reshape(5)))
-
-
-class Window(NamedTuple):
-    """One model input window and its targets.
-
-    Attributes:
-        depth: ``(frames, S, S, channels)`` float32 normalised depth (+ motion channel).
-        joints: ``(frames, 20, 3)`` float32 joints in normalised crop coordinates (0 where missing).
-        joint_mask: ``(frames, 20)`` float32, 1 where the joint target is valid.
-        crop: the crop used (needed to bring predictions back to camera metres).
-    """
-
-    depth: np.ndarray
-    joints: np.ndarray
-    joint_mask: np.ndarray
-    crop: Crop
 
 
 def frame_stats(depth_mm: np.ndarray, cfg: DataConfig) -> FrameStats:
@@ -240,32 +232,37 @@ def joint_targets(joints_m: np.ndarray | None, crop: Crop, intrinsics: Intrinsic
     return np.where(mask[..., None], norm, 0.0).astype(np.float32), mask.astype(np.float32)
 
 
-def preprocess_sequence(
-    depth_mm: np.ndarray,
-    joints_m: np.ndarray | None,
-    intrinsics: Intrinsics,
-    cfg: DataConfig,
-    depth_valid: np.ndarray | None = None,
-) -> Window:
-    """A whole recorded sequence -> one window of ``cfg.frames`` frames (the evaluation path).
+def window_indices(num_frames: int, cfg: DataConfig, start: float = 0.0, stop: float = 1.0) -> np.ndarray:
+    """The ``cfg.frames`` frames of a ``num_frames``-frame sequence that make its window: evenly spaced over the
+    share ``[start, stop]`` of the sequence (the whole of it outside training's temporal crop)."""
+    return resample_indices(num_frames, cfg.frames, start, stop)
 
-    Missing (all-zero) frames are dropped before resampling.
 
-    Raises:
-        ValueError: when no valid frame shows a person.
+def make_window(frames: np.ndarray, indices: np.ndarray, cfg: DataConfig, crop: Crop | None = None,
+                transform=None, out: np.ndarray | None = None) -> np.ndarray:
+    """Assemble one model input window: THE window assembly of training, evaluation, predict and the device.
+
+    Args:
+        frames: ``(N, H, W)`` depth in millimetres (with ``crop``), or ``(N, S, S)`` crops already cut by
+            ``crop_frames`` (``crop`` None: the training cache).
+        indices: ``(T,)`` which of ``frames`` make the window, oldest first (``window_indices``, or the edge
+            tracker's pick from its ring buffer).
+        cfg: preprocessing configuration.
+        crop: the person crop to cut from depth ``frames``.
+        transform: optional ``(T, S, S) -> (T, S, S)`` float32 function applied before the motion channel
+            (training augmentation); None everywhere else.
+        out: optional ``(T, S, S, C)`` float32 slot to write into (a batch's row).
+
+    Returns:
+        ``(T, S, S, cfg.channels)`` float32.
     """
-    depth_mm = np.asarray(depth_mm)
-    keep = np.arange(len(depth_mm))
-    if depth_valid is not None:
-        keep = keep[np.asarray(depth_valid, bool)]
-    if keep.size == 0:
-        raise ValueError("every depth frame is empty")
-    crop = find_crop(depth_mm[keep], intrinsics, cfg)
-    idx = keep[resample_indices(keep.size, cfg.frames)]
-    x = add_motion(crop_frames(depth_mm[idx], crop, cfg), cfg)
-    jm = None if joints_m is None else np.asarray(joints_m)[np.minimum(idx, len(joints_m) - 1)]
-    joints, mask = joint_targets(jm, crop, intrinsics, cfg, cfg.frames)
-    return Window(x, joints, mask, crop)
+    if crop is None:
+        x = np.asarray(frames)[np.asarray(indices, dtype=np.int64)].astype(CROP_DTYPE, copy=False)
+    else:
+        x = crop_frames(frames, crop, cfg, index=indices).astype(CROP_DTYPE)
+    if transform is not None:
+        x = transform(x)
+    return add_motion(x, cfg, out=out)
 
 
 def skeleton_features(joints: np.ndarray, cfg: DataConfig) -> np.ndarray:

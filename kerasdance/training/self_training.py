@@ -94,9 +94,3 @@ def rampup_weight(epoch: float, rampup_epochs: int, max_weight: float = 1.0) -> 
         return float(max_weight)
     t = min(max(epoch / rampup_epochs, 0.0), 1.0)
     return float(max_weight * np.exp(-5.0 * (1.0 - t) ** 2))
-
-
-def ema_update(teacher_vars, student_vars, decay: float) -> None:
-    """``teacher <- decay * teacher + (1 - decay) * student`` for every variable pair."""
-    for t, s in zip(teacher_vars, student_vars, strict=True):
-        t.assign(decay * t + (1.0 - decay) * s)

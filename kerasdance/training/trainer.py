@@ -27,11 +27,13 @@ import numpy as np
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
 from kerasdance.data.pipeline import Augment, WindowSampler, training_augment
+from kerasdance.data.splits import TrainData, load_train_data
 from kerasdance.errors import KerasdanceError
+from kerasdance.evaluate import evaluate_prepared
+from kerasdance.inference import predict_prepared
 from kerasdance.keras_backend import keras, tf
 from kerasdance.losses import dice_ce_loss, heatmap_loss, keypoint_loss
 from kerasdance.models.lstm_cnn import build_lstm_cnn, load_model
-from kerasdance.skeleton import flip_average, mirror_window
 from kerasdance.training.hard_mining import mined_loss, mined_mean
 from kerasdance.training.self_training import (
     align_distribution,
@@ -82,21 +84,6 @@ def affine_joints_tf(joints, affine):
     c, s = tf.cos(rot), tf.sin(rot)
     da, db = joints[..., 0] - sa, joints[..., 1] - sb
     return tf.stack([(c * da + s * db) / scale, (-s * da + c * db) / scale, joints[..., 2]], axis=-1)
-
-
-@dataclasses.dataclass
-class TrainData:
-    """What the loop trains on: labels of unlabelled sequences are already hidden (-1)."""
-
-    train: pipeline.Prepared
-    val: pipeline.Prepared | None
-    class_names: list[str]
-    hidden_labels: np.ndarray  # true labels of the training sequences: for logging pseudo-label accuracy only
-
-    def self_trains(self, t) -> bool:
-        """Whether a run with ``TrainConfig`` ``t`` self-trains on this data: self-training on, and some training
-        sequences unlabelled."""
-        return t.self_training and bool(np.any(self.train.labels < 0))
 
 
 class Trainer:
@@ -285,8 +272,7 @@ class Trainer:
 
     def predict(self, prepared: pipeline.Prepared, model=None, batch_size: int = 32) -> dict[str, np.ndarray]:
         """Logits (and key-points) for every sequence of ``prepared``, resampled whole (no augmentation)."""
-        sampler = WindowSampler(prepared, self.cfg.data, self.cfg.model.input_mode, augment=None)
-        return predict_windows(model or self.model, sampler, batch_size)
+        return predict_prepared(model or self.model, prepared, self.cfg, batch_size)
 
     def init_from(self, other_run) -> int:
         """Copy weights layer by layer (by name, where shapes match) from another run's model."""
@@ -377,64 +363,10 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def predict_windows(model, sampler: WindowSampler, batch_size: int = 32, flip_test: bool = False
-                    ) -> dict[str, np.ndarray]:
-    """Run ``model`` on every evaluation window of ``sampler`` (no augmentation).
-
-    ``flip_test``: the key-points are ``skeleton.flip_average``'s of each window and its mirror (two passes);
-    the class scores stay those of the window as it is (a move's side can be what names it)."""
-    outs: dict[str, list] = {}
-    n = len(sampler.data)
-    for b0 in range(0, n, batch_size):
-        b = sampler.batch(np.arange(b0, min(n, b0 + batch_size)))
-        res = {k: np.asarray(v) for k, v in model(b["x"], training=False).items()}
-        if flip_test and "keypoints" in res:
-            mirrored = np.asarray(model(mirror_window(b["x"]), training=False)["keypoints"])
-            res["keypoints"] = flip_average(res["keypoints"], mirrored)
-        for k, v in res.items():
-            outs.setdefault(k, []).append(v)
-    return {k: np.concatenate(v) for k, v in outs.items()}
-
-
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def load_train_data(data_dir, cfg: RunConfig, cache_dir=None, progress=None):
-    """Open, split, prepare and hide labels. Returns ``(TrainData, test Prepared, class names)``."""
-    from kerasdance.data.dataset import Dataset, split
-
-    t = cfg.train
-    ds = Dataset.open(data_dir)
-    sp = split(ds.refs, t.protocol, ds.class_names)
-    with_depth = cfg.model.input_mode == "depth"
-    train_all = pipeline.prepare(ds, sp.train, cfg.data, cache_dir, with_depth, progress)
-    test = pipeline.prepare(ds, sp.test, cfg.data, cache_dir, with_depth, progress)
-    val = None
-    idx = np.arange(len(train_all))
-    if t.validation_fraction > 0:
-        rng = np.random.default_rng(np.random.SeedSequence([t.seed, 7]))
-        n_val = max(1, int(round(t.validation_fraction * len(idx))))
-        val_idx = np.sort(rng.permutation(idx)[:n_val])
-        idx = np.setdiff1d(idx, val_idx)
-        val = train_all.subset(val_idx)
-    train = train_all.subset(idx)
-    hidden = train.labels.copy()
-    labelled = _stratified(train.labels, t.labelled_fraction, t.seed)
-    train = pipeline.hide_labels(train, labelled, t.keypoints_for_all, cfg.model.input_mode)
-    return TrainData(train, val, list(sp.class_names), hidden), test
-
-
-def _stratified(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    from kerasdance.data.dataset import labelled_mask
-
-    class _Ref:  # labelled_mask only reads .label
-        def __init__(self, label):
-            self.label = int(label)
-
-    return labelled_mask([_Ref(lab) for lab in labels], fraction, seed)
 
 
 def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=None, verbose: int = 1,
@@ -457,13 +389,23 @@ def train(data_dir, run_dir, cfg: RunConfig, resume: bool = False, cache_dir=Non
     strategy = make_strategy(cfg.train.strategy)
     if not _is_chief(strategy):  # other workers of a multi-worker run keep their files apart
         run_dir = run_dir / f"worker_{_task_id()}"
-    return _train(data_dir, run_dir, cfg, strategy, resume, cache_dir, verbose, callbacks, init_from)
+    session = _Session(data_dir, strategy, cache_dir, verbose)
+    return _train(session, run_dir, cfg, resume, init_from=init_from, callbacks=callbacks)
 
 
-def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cache_dir, verbose: int,
-           callbacks, init_from, teacher_from=None) -> dict:
-    from kerasdance.evaluate import evaluate_prepared
+@dataclasses.dataclass(frozen=True)
+class _Session:
+    """What every phase of one ``train`` call shares: the data, the strategy, the cache and the verbosity."""
 
+    data_dir: Path
+    strategy: tf.distribute.Strategy
+    cache_dir: Path | None
+    verbose: int
+
+
+def _train(s: _Session, run_dir: Path, cfg: RunConfig, resume: bool, init_from=None, teacher_from=None,
+           callbacks: list | None = None) -> dict:
+    """One phase (the supervised stage, a self-training round or the run itself) in ``run_dir``."""
     t = cfg.train
     if run_dir.exists() and (run_dir / "config.json").exists():
         if not resume:
@@ -475,21 +417,21 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
             else saved
         t = cfg.train
     run_dir.mkdir(parents=True, exist_ok=True)
-    data, test = load_train_data(data_dir, cfg, cache_dir)
+    data, test = load_train_data(s.data_dir, cfg, s.cache_dir)
     cfg = cfg.replace(model={"num_classes": len(data.class_names)})
     cfg.save(run_dir / "config.json")
     (run_dir / "classes.json").write_text(json.dumps(data.class_names))
-    (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
+    (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(s.data_dir).resolve())}))
     started = resume and (run_dir / "checkpoints" / "latest.json").exists()
     semi = data.self_trains(t)
     if init_from is None and not started and semi and t.supervised_stage_epochs:
-        init_from = _supervised_stage(data_dir, run_dir, cfg, strategy, cache_dir, verbose)
+        init_from = _supervised_stage(s, run_dir, cfg)
     if teacher_from is None and semi and t.self_training_rounds > 1:
-        teacher_from = _earlier_rounds(data_dir, run_dir, cfg, strategy, cache_dir, verbose, init_from)
+        teacher_from = _earlier_rounds(s, run_dir, cfg, init_from)
     elif t.self_training_rounds > 1 and not semi:
         log.warning("self_training_rounds=%d has no effect: %s", t.self_training_rounds,
                     "self-training is off" if not t.self_training else "every training sequence is labelled")
-    trainer = Trainer(cfg, run_dir, data, strategy)
+    trainer = Trainer(cfg, run_dir, data, s.strategy)
     history: list[dict] = []
     best = {"val_acc": -1.0, "epoch": -1}
     start = 0
@@ -503,8 +445,8 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
         log.info("initialised %d layers from %s", n, init_from)
     if teacher_from is not None:
         trainer.hold_teacher(teacher_from, load=not restored)
-        if verbose and not restored:
-            print(f"Self-training round {t.self_training_rounds}: pseudo-labels from {teacher_from}")
+        if not restored:
+            log.info("Self-training round %d: pseudo-labels from %s", t.self_training_rounds, teacher_from)
     cb = keras.callbacks.CallbackList(
         [EpochCSVLogger(run_dir / "train_log.csv", append=bool(restored))] + list(callbacks or []),
         model=trainer.model)
@@ -514,9 +456,8 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
     for epoch in range(start, t.epochs):
         t0 = time.time()
         cb.on_epoch_begin(epoch)
-        if verbose:
-            print(f"Epoch {epoch + 1}/{t.epochs}")  # progress output of the CLI's long job
-        bar = keras.utils.Progbar(trainer.steps_per_epoch, verbose=verbose, stateful_metrics=["loss", "acc"])
+        log.info("Epoch %d/%d", epoch + 1, t.epochs)
+        bar = keras.utils.Progbar(trainer.steps_per_epoch, verbose=s.verbose, stateful_metrics=["loss", "acc"])
         logs = trainer.run_epoch(epoch, bar)
         logs["epoch_time_s"] = time.time() - t0
         if data.val is not None:
@@ -540,16 +481,13 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
                         tf.summary.scalar(k, v)
         cb.on_epoch_end(epoch, logs)
         trainer.save_checkpoint(epoch, history, best)
-        if verbose:
-            extra = "".join(f" {k}={v:.4g}" for k, v in logs.items() if isinstance(v, float))
-            print(f"  epoch {epoch + 1}:{extra}")
+        log.info("  epoch %d:%s", epoch + 1, "".join(f" {k}={v:.4g}" for k, v in logs.items() if isinstance(v, float)))
         if t.early_stopping_patience and patience >= t.early_stopping_patience:
             log.info("early stopping at epoch %d", epoch + 1)
             break
     cb.on_train_end()
     model = load_model(run_dir / "model.keras")
-    metrics = evaluate_prepared(predict_windows(model, WindowSampler(test, cfg.data, cfg.model.input_mode,
-                                                                     augment=None)), test, cfg)
+    metrics = evaluate_prepared(predict_prepared(model, test, cfg), test, cfg)
     metrics.update(best_epoch=best["epoch"] + 1, epochs_run=len(history),
                    train_time_s=float(sum(h.get("epoch_time_s", 0.0) for h in history)),
                    n_train=len(data.train), n_labelled=int((data.train.labels >= 0).sum()))
@@ -557,30 +495,27 @@ def _train(data_dir, run_dir: Path, cfg: RunConfig, strategy, resume: bool, cach
     return metrics
 
 
-def _supervised_stage(data_dir, run_dir: Path, cfg: RunConfig, strategy, cache_dir, verbose: int) -> Path:
+def _supervised_stage(s: _Session, run_dir: Path, cfg: RunConfig) -> Path:
     """Train (or finish, or reuse) the supervised-only stage of a self-training run; returns its folder."""
     stage_dir = run_dir / "supervised_stage"
     epochs = cfg.train.stage_epochs
     if not (stage_dir / "metrics.json").exists():
-        if verbose:
-            print(f"Supervised stage: {epochs} epochs on the labelled sequences, then self-training")
+        log.info("Supervised stage: %d epochs on the labelled sequences, then self-training", epochs)
         stage_cfg = cfg.replace(train={"self_training": False, "epochs": epochs})
-        _train(data_dir, stage_dir, stage_cfg, strategy, (stage_dir / "config.json").exists(), cache_dir,
-               verbose, None, None)
+        _train(s, stage_dir, stage_cfg, (stage_dir / "config.json").exists())
     return stage_dir
 
 
-def _earlier_rounds(data_dir, run_dir: Path, cfg: RunConfig, strategy, cache_dir, verbose: int, init_from) -> Path:
+def _earlier_rounds(s: _Session, run_dir: Path, cfg: RunConfig, init_from) -> Path:
     """Train (or finish, or reuse) self-training rounds 1 .. R-1 in ``RUN_DIR/round_<r>``, each from ``init_from``
     (the supervised stage), round r > 1 under round r-1's model as a fixed teacher; returns the last one's folder."""
     teacher = None
     for r in range(1, cfg.train.self_training_rounds):
         round_dir = run_dir / f"round_{r}"
         if not (round_dir / "metrics.json").exists():
-            if verbose:
-                print(f"Self-training round {r} of {cfg.train.self_training_rounds}")
-            _train(data_dir, round_dir, cfg.replace(train={"self_training_rounds": r}), strategy,
-                   (round_dir / "config.json").exists(), cache_dir, verbose, None, init_from, teacher)
+            log.info("Self-training round %d of %d", r, cfg.train.self_training_rounds)
+            _train(s, round_dir, cfg.replace(train={"self_training_rounds": r}), (round_dir / "config.json").exists(),
+                   init_from, teacher)
         teacher = round_dir
     return teacher
 
