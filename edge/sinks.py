@@ -7,21 +7,23 @@ catches, counts and logs it, so a receiver that goes away never stops the tracke
 JSON (``JsonlSink``, one object per line, and ``WebSocketSink``, one text message per frame)::
 
     {"index": 42, "timestamp_us": 2800000, "state": "tracking", "move": "turn", "confidence": 0.93,
-     "joints": {"shoulder_left": [x, y, z], ...}, "latency_ms": 4.1}
+     "joints": {"shoulder_left": [x, y, z], ...}, "joints_ready": true, "move_ready": true, "latency_ms": 4.1}
 
-``joints`` is null unless ``state`` is ``"tracking"``; metres in camera coordinates (x right, y up,
-z away from the camera). ``state`` is ``"warmup"``, ``"tracking"`` or ``"no-person"``; ``move`` is
-"" unless tracking.
+``state`` is ``"warmup"`` (a person is seen: key-points ready, the move not yet, as the window is still
+filling), ``"tracking"`` (key-points and move) or ``"no-person"`` (neither); ``joints_ready`` and
+``move_ready`` say the same per part. ``joints`` is null when not ready; metres in camera coordinates
+(x right, y up, z away from the camera). ``move`` is "" and ``confidence`` 0 unless the move is ready.
 
 OSC (``OscSink``, UDP): one bundle per frame (time tag "immediately") holding
 
 =================================  ==========================  =====================================
 address                            arguments                   when
 =================================  ==========================  =====================================
-``/kerasdance/joint/<joint_name>``  x y z (float32, metres)    tracking, one message per joint
+``/kerasdance/joint/<joint_name>``  x y z (float32, metres)    joints ready, one message per joint
 ``/kerasdance/move``               move (string), confidence   every frame ("" and 0.0 unless tracking)
                                    (float32)
 ``/kerasdance/state``              state (string)              every frame
+``/kerasdance/ready``              joints, move (int32 0/1)    every frame
 =================================  ==========================  =====================================
 
 ``<joint_name>`` is a name of ``kerasdance.skeleton.JOINT_NAMES`` (e.g. ``/kerasdance/joint/hand_left``).
@@ -40,7 +42,7 @@ from typing import IO
 import numpy as np
 
 from kerasdance.skeleton import JOINT_NAMES
-from kerasdance_edge.tracker import TRACKING, TrackResult
+from kerasdance_edge.tracker import TrackResult
 
 log = logging.getLogger("kerasdance.edge")
 
@@ -64,6 +66,8 @@ def result_to_dict(result: TrackResult, joint_names=JOINT_NAMES) -> dict:
         "move": result.move,
         "confidence": _num(result.confidence, 4),
         "joints": joints,
+        "joints_ready": result.joints_ready,
+        "move_ready": result.move_ready,
         "latency_ms": _num(result.latency_ms, 3),
     }
 
@@ -143,11 +147,12 @@ class OscSink(Sink):
             return m.build()
 
         bundle = OscBundleBuilder(IMMEDIATELY)
-        if result.state == TRACKING and result.joints_m is not None:
+        if result.joints_ready:
             for name, xyz in zip(self.joint_names, np.asarray(result.joints_m, np.float64)):
                 bundle.add_content(message(f"{OSC_PREFIX}/joint/{name}", *(float(v) for v in xyz)))
         bundle.add_content(message(f"{OSC_PREFIX}/move", result.move, float(result.confidence)))
         bundle.add_content(message(f"{OSC_PREFIX}/state", result.state))
+        bundle.add_content(message(f"{OSC_PREFIX}/ready", int(result.joints_ready), int(result.move_ready)))
         return bundle.build()
 
     def send(self, result: TrackResult) -> None:

@@ -1,11 +1,13 @@
 """Live tracking: a sliding window of depth frames -> the newest frame's joints and the current move.
 
 Every incoming frame is located once (``frame_stats``) and kept with its statistics in a ring of
-the last ``N = round(window_seconds * fps)`` frames. Once ``T`` frames are there, each new frame
-gives one model window exactly as in training: one crop over the window (``crop_from_stats``),
-``T`` evenly resampled frames (``window_indices``) assembled by ``preprocess.make_window``, the
-window assembly of training and evaluation; the key-points of the newest frame go back to camera
-metres (``crop_to_camera``). The window is a span
+the last ``N = round(window_seconds * fps)`` frames. Each frame in which a person is found gives one
+model window exactly as in training: one crop over the window's frames (``crop_from_stats``), ``T``
+frames picked by time (``window_indices``) and assembled by ``preprocess.make_window``, the window
+assembly of training and evaluation; the key-points of the newest frame go back to camera metres
+(``crop_to_camera``). Key-points flow from the first frame a person is seen: until ``T`` frames are
+there the window is made of the frames there are (repeated to ``T``), the state is ``"warmup"`` and
+the move is withheld; from then on the state is ``"tracking"`` with the move. The window is a span
 of time: when frames were skipped, older frames are left out and the T frames are picked by
 timestamp, so a slow device sees the same motion span as training, only sampled more coarsely.
 
@@ -49,12 +51,22 @@ class TrackResult(NamedTuple):
     Attributes:
         index: the frame's source index.
         timestamp_us: the frame's capture time.
-        joints_m: ``(J, 3)`` joints of this frame in camera metres (x right, y up, z away), None unless tracking.
+        joints_m: ``(J, 3)`` joints of this frame in camera metres (x right, y up, z away); None when nobody is
+            seen (``"no-person"``).
         move: the current move's class name ("" unless tracking).
         confidence: its softmax probability (0 unless tracking).
         latency_ms: from the frame's arrival to this result (queue wait included).
-        state: ``"warmup"``, ``"tracking"`` or ``"no-person"``.
+        state: ``"warmup"`` (key-points ready, the move not yet: the window is not full), ``"tracking"`` (both
+            ready) or ``"no-person"`` (neither).
     """
+
+    @property
+    def joints_ready(self) -> bool:
+        return self.joints_m is not None
+
+    @property
+    def move_ready(self) -> bool:
+        return self.state == TRACKING
 
     index: int
     timestamp_us: int
@@ -159,7 +171,7 @@ class Tracker:
 
     # --- per frame ------------------------------------------------------------------------------------------
     def _result(self, frame: Frame, t_in: float, state: str, joints=None, move="", confidence=0.0) -> TrackResult:
-        if state != TRACKING and self.smoothing is not None:
+        if joints is None and self.smoothing is not None:
             self.smoothing.reset()
         latency = (time.perf_counter() - t_in) * 1000.0
         return TrackResult(int(frame.index), int(frame.timestamp_us), joints, move, float(confidence), latency, state)
@@ -208,8 +220,6 @@ class Tracker:
         self._ts[self._pos] = frame.timestamp_us
         self._pos = (self._pos + 1) % self.window_frames
         self._count = min(self._count + 1, self.window_frames)
-        if self._count < self.warmup_frames:
-            return self._result(frame, t_in, WARMUP)
         if not np.all(np.isfinite(stats)):
             return self._result(frame, t_in, NO_PERSON)
         order = (self._pos - self._count + np.arange(self._count)) % self.window_frames  # oldest -> newest
@@ -223,8 +233,11 @@ class Tracker:
         joints = pp.crop_to_camera(keypoints[-1], crop, self.intrinsics, self.cfg)
         if self.smoothing is not None:
             joints = self.smoothing(joints, frame.timestamp_us / 1e6)
+        joints = joints.astype(np.float32)
+        if self._count < self.warmup_frames:  # key-points from the frames there are; the move once the window is full
+            return self._result(frame, t_in, WARMUP, joints)
         k = int(np.argmax(probs))
-        return self._result(frame, t_in, TRACKING, joints.astype(np.float32), self.model.class_names[k], probs[k])
+        return self._result(frame, t_in, TRACKING, joints, self.model.class_names[k], probs[k])
 
 
     def _window(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

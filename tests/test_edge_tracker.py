@@ -35,7 +35,11 @@ def test_warmup_then_tracking_matches_the_shared_preprocessing(model, depth):
     assert tracker.window_frames == 8 and tracker.warmup_frames == 8  # T / 15 s at 15 fps
     results = [tracker.update(Frame(d, i * 66_667, i)) for i, d in enumerate(depth[:12])]
     assert [r.state for r in results] == ["warmup"] * 7 + ["tracking"] * 5
-    assert all(r.joints_m is None and r.move == "" for r in results[:7])
+    # Key-points from the first frame (the window made of the frames there are); the move once it is full.
+    assert all(r.joints_m is not None and r.joints_m.shape == (20, 3) and r.move == "" and r.confidence == 0
+               for r in results[:7])
+    assert all(r.joints_ready and not r.move_ready for r in results[:7])
+    assert all(r.joints_ready and r.move_ready for r in results[7:])
     # The newest frame's result, recomputed by hand from the shared preprocessing.
     cfg = model.data_config
     window = depth[4:12]
@@ -49,6 +53,21 @@ def test_warmup_then_tracking_matches_the_shared_preprocessing(model, depth):
     assert last.confidence == pytest.approx(float(probs.max()))
     assert last.joints_m.shape == (20, 3) and np.all(np.isfinite(last.joints_m))
     assert last.latency_ms > 0 and last.index == 11 and last.timestamp_us == 11 * 66_667
+
+
+def test_first_frame_gives_keypoints_from_that_frame_alone(model, depth):
+    tracker = Tracker(model)
+    first = tracker.update(Frame(depth[5], 0, 0))
+    assert first.state == "warmup" and first.joints_ready and not first.move_ready
+    cfg = model.data_config
+    crop = pp.crop_from_stats(np.array([pp.frame_stats(depth[5], cfg)]), KINECT_V1, cfg)
+    x = pp.make_window(depth[5:6], np.zeros(cfg.frames, np.int64), cfg, crop=crop)  # that frame, T times
+    assert np.all(x[..., 1] == 0)  # no motion yet
+    kp, _ = model.predict(x)
+    np.testing.assert_allclose(first.joints_m, pp.crop_to_camera(kp[-1], crop, KINECT_V1, cfg), atol=1e-5)
+    # nobody in the next frame: no key-points, and none invented
+    empty = tracker.update(Frame(np.zeros_like(depth[0]), 66_667, 1))
+    assert empty.state == "no-person" and not empty.joints_ready
 
 
 def test_the_device_window_is_the_training_window(model, depth, tmp_path):
@@ -68,9 +87,9 @@ def test_the_device_window_is_the_training_window(model, depth, tmp_path):
     tracker.model = types.SimpleNamespace(predict=lambda x: (seen.append(x), model.predict(x))[1],
                                           class_names=model.class_names)
     results = [tracker.update(Frame(d, i * 66_667, i)) for i, d in enumerate(rec)]
-    assert results[-1].state == "tracking" and len(seen) == 1
-    assert seen[0].dtype == train_x.dtype == np.float32
-    np.testing.assert_array_equal(seen[0], train_x)
+    assert results[-1].state == "tracking" and len(seen) == cfg.frames  # one window per frame, warm-up included
+    assert seen[-1].dtype == train_x.dtype == np.float32
+    np.testing.assert_array_equal(seen[-1], train_x)
 
 
 def test_window_is_a_span_of_time_when_frames_are_skipped(model, depth):
