@@ -5,6 +5,7 @@ Examples::
     kerasdance-edge track --model model.tflite --source realsense --osc 127.0.0.1:9000 --ws 8765
     kerasdance-edge track --model model.tflite --source a01_s01_e01_sdepth.bin --fast --jsonl -
     kerasdance-edge bench --model model.tflite --frames 300 --json
+    kerasdance-edge eval --model model.tflite --data data/msr20 --json live.json
 """
 
 from __future__ import annotations
@@ -250,6 +251,48 @@ def bench(model_path, frames, threads, as_json, flip_test) -> None:
                f"({rep['tracked']} tracked)")
     click.echo(f"end-to-end latency p50 {rep['latency_ms_p50']:.2f} ms  p99 {rep['latency_ms_p99']:.2f} ms  "
                f"{rep['fps']:.1f} fps  (model alone p50 {rep['model_latency_ms_p50']:.2f} ms)")
+
+
+@main.command("eval")
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="MODEL.tflite.")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A dataset folder (MSR-Action3D or generic layout) with the model's classes.")
+@click.option("--protocol", default="cross-subject", show_default=True,
+              help="The split whose test recordings are replayed (cross-subject, as1, as2, as3).")
+@click.option("--mode", "modes", type=click.Choice(["alone", "continuous"]), multiple=True,
+              help="alone: the tracker reset before each recording (a dancer walks in); continuous: the recordings "
+                   "back to back in a seeded order (continuous dancing). Repeat for both (the default).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Order of the recordings.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Replay only this many test recordings.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Interpreter threads.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report.")
+@flip_test_option
+def eval_(model_path, data_dir, protocol, modes, seed, limit, threads, json_out, flip_test) -> None:
+    """Replay test recordings frame by frame through the tracker and the model (the code `track` runs):
+    per-frame move accuracy, key-point error, time to the first key-points, lag after a move change, latency."""
+    from kerasdance_edge.live_eval import MODES, evaluate_live, format_live_report
+
+    modes = modes or MODES
+    bars = []
+
+    def progress(done: int, total: int) -> None:  # one bar over every recording of every mode, on stderr
+        if not bars:
+            bars.append(click.progressbar(length=total * len(modes), label="replaying",
+                                          file=click.get_text_stream("stderr")).__enter__())
+        bars[0].update(1)
+
+    try:
+        model = _load_model(model_path, threads, flip_test)
+        report = evaluate_live(model, data_dir, protocol, modes, seed, limit, progress=progress)
+    except EXPECTED_ERRORS as e:
+        raise _fail(e) from None
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
+    report["flip_test"] = flip_test
+    click.echo(format_live_report(report))
+    if json_out:
+        Path(json_out).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
