@@ -5,7 +5,15 @@ The full set takes well over an hour on 2 cores; run one script alone to refresh
 
 from __future__ import annotations
 
-from benchmarks import bench_edge, bench_export, bench_flip_test, bench_synth, bench_train, label_efficiency
+from benchmarks import (
+    bench_edge,
+    bench_export,
+    bench_flip_test,
+    bench_live,
+    bench_synth,
+    bench_train,
+    label_efficiency,
+)
 from benchmarks.datasets import CACHE, DATA
 
 
@@ -63,6 +71,7 @@ def main() -> None:
     run = DATA / "runs" / "full-msr20-depth-0"
     bench_export.main(["--run", str(run), "--cache", str(CACHE)])
     bench_edge.main(["--model", str(run / "exports" / "int8_unrolled.tflite"), "--seconds", "600"])
+    bench_live.main([a for seed in (0, 1, 2) for a in ("--run", str(DATA / "runs" / f"full-msr20-depth-{seed}"))])
 
 
 if __name__ == "__main__":
