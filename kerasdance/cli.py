@@ -213,6 +213,10 @@ def model_summary(config_file, input_mode, classes):
                    "learns to place joints out of the camera's view (performers near the camera: feet below the "
                    "frame); `data inspect` says whether the dataset's skeletons leave the "
                    "image. [off]")
+@click.option("--live-windows/--clip-windows", default=None,
+              help="Train on the windows the live tracker sees (each ends at a random frame and spans the tracker's "
+                   "T frames before it, with the crop of those frames only) instead of whole recordings resampled "
+                   "to T frames. [clip]")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="[120]")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="[16]")
 @click.option("--seed", type=int, default=None, help="Seeds data order, augmentation, init, dropout. [0]")
@@ -230,7 +234,8 @@ def model_summary(config_file, input_mode, classes):
               help="Preprocessing cache. [~/.cache/kerasdance]")
 @friendly_errors
 def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_for_all, self_training,
-          supervised_epochs, rounds, mirror, edge_cuts, epochs, batch_size, seed, val_fraction, strategy, config_file,
+          supervised_epochs, rounds, mirror, edge_cuts, live_windows, epochs, batch_size, seed, val_fraction,
+          strategy, config_file,
           resume, init_from, cache_dir):
     """Train the LSTM-CNN with the custom loop (Dice-CE 3:1, OHEM, self-training)."""
     from kerasdance.config import RunConfig
@@ -242,7 +247,7 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
     t = {"protocol": protocol, "labelled_fraction": labelled_fraction, "keypoints_for_all": keypoints_for_all,
          "self_training": self_training, "supervised_stage_epochs": supervised_epochs,
          "self_training_rounds": rounds, "mirror_augment": mirror,
-         "edge_cut_share": None if edge_cuts is None else EDGE_CUT_SHARE * edge_cuts,
+         "edge_cut_share": None if edge_cuts is None else EDGE_CUT_SHARE * edge_cuts, "live_windows": live_windows,
          "epochs": epochs,
          "batch_size": batch_size, "seed": seed,
          "validation_fraction": val_fraction, "strategy": strategy}

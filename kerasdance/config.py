@@ -229,6 +229,11 @@ class TrainConfig(_Serialisable):
     # performers who come near the camera leave its field of view (feet below the frame first). Without it a model
     # has seen only whole bodies, and places the joints it cannot see at the frame's edge.
     edge_cut_share: float = 0.0
+    # Train on the windows the live tracker sees: each training window ends at a random frame of its recording and
+    # spans the tracker's T frames before it (fewer at a recording's start, repeated to T, as in the tracker's
+    # warm-up), with the person crop of those frames only (no future frames), instead of the whole recording
+    # resampled to T frames with one crop. Evaluation windows stay whole recordings (the offline comparison).
+    live_windows: bool = False
     # Share of the training sequences held out to pick the best epoch (by validation accuracy); 0: keep the last.
     validation_fraction: float = 0.0
     # Stop after this many epochs without a better validation accuracy; 0: never.
@@ -337,4 +342,4 @@ class RunConfig(_Serialisable):
 SAVED_RUN_ADDED_FIELDS = {"data": {"crop_supersample": 1},
                           "model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0,
                                     "keypoint_layers": 1},
-                          "train": {"distribution_alignment": False, "edge_cut_share": 0.0}}
+                          "train": {"distribution_alignment": False, "edge_cut_share": 0.0, "live_windows": False}}

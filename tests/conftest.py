@@ -28,7 +28,8 @@ def make_prepared(n=12, size=32, classes=3, seed=0):
         offsets=off.astype(np.int64), crops=crops, joints_norm=joints, joint_mask=np.ones((off[-1], 20), np.float32),
         joints_m=np.full((off[-1], 20, 3), 2.5, np.float32),
         crop_params=np.tile([160.0, 120.0, 100.0, 0.0, 2.5], (n, 1)),
-        intrinsics=np.tile([285.63, 285.63, 160.0, 120.0, 320.0, 240.0], (n, 1)))
+        intrinsics=np.tile([285.63, 285.63, 160.0, 120.0, 320.0, 240.0], (n, 1)),
+        frame_stats=np.full((off[-1], 3), np.nan, np.float32))
 
 
 @pytest.fixture

@@ -304,3 +304,61 @@ def test_mirror_in_skeleton_mode_mirrors_the_joints_the_features_are_made_of(pre
     expected = pp.skeleton_features(mirror_joints(prepared.joints_m[idx]), CFG)
     np.testing.assert_allclose(feats, expected, atol=1e-6)  # (the zero rotation still re-centres: rounding)
     assert not np.allclose(feats, pp.skeleton_features(prepared.joints_m[idx], CFG))
+
+
+def test_live_windows_are_what_the_tracker_sees(tmp_path):
+    """``live=True``: a training window ending at frame e is the tracker's window at e (the T frames up to e, the
+    crop of those frames alone): joint targets exactly, crops up to the re-crop's nearest-pixel resampling."""
+    from edge_fixtures import person_depth
+
+    from kerasdance.camera import KINECT_V1
+    from kerasdance.data.dataset import Dataset, write_generic
+    from kerasdance.data.types import Sequence
+
+    depth = person_depth(20)
+    shift = np.zeros_like(depth)  # the dancer walks 40 px to the right and 0.6 m away over the recording
+    for k in range(20):
+        body = (depth[k] > 0) & (depth[k] < 4000)  # the dancer, not the wall
+        depth[k][body] += np.uint16(30 * k)
+        shift[k] = np.roll(depth[k], 2 * k, axis=1)
+    joints = np.zeros((20, 20, 3), np.float32)
+    joints[..., 0] = np.linspace(-0.3, 0.3, 20)[None]
+    joints[..., 1] = np.linspace(-0.8, 0.8, 20)[None]
+    joints[..., 2] = 2.5 + 0.03 * np.arange(20)[:, None]
+    write_generic(tmp_path, [Sequence("walk", shift, joints, label=0)], ["a"], KINECT_V1)
+    ds = Dataset.open(tmp_path)
+    prep = pipeline.prepare(ds, ds.refs, CFG)
+    sampler = pipeline.WindowSampler(prep, CFG, augment=_still(), live=True)
+    for end in (3, 15):
+        idx, recrop = sampler.live_window(0, end)
+        assert recrop is not None and abs(recrop[1]) > 0.02 and abs(recrop[3]) > 0.05  # not the recording's crop
+        first = max(0, end - CFG.frames + 1)
+        np.testing.assert_array_equal(idx, first + pp.window_indices(end - first + 1, CFG))
+        crop = pp.crop_from_stats(np.array([pp.frame_stats(f, CFG) for f in shift[first : end + 1]]), KINECT_V1, CFG)
+        want_x = pp.make_window(shift, idx, CFG, crop=crop)  # what the tracker assembles from the camera's frames
+        want_j, _ = pp.joint_targets(joints[idx], crop, KINECT_V1, CFG, CFG.frames)
+        rng = _FixedEnd(end)
+        x, j, mask, _ = sampler.window(0, rng, _still())
+        np.testing.assert_allclose(j, want_j, atol=1e-5)
+        assert np.mean(np.abs(x[..., 0] - want_x[..., 0]) > 0.05) < 0.06  # the re-crop's resampling only
+        body = (want_x[..., 0] < pp.BACKGROUND) & (x[..., 0] < pp.BACKGROUND)
+        assert abs(float(np.median(x[..., 0][body] - want_x[..., 0][body]))) < 0.01  # depth re-referenced
+    # without live windows the same draw is the whole recording's temporal crop, as before
+    assert not np.array_equal(pipeline.WindowSampler(prep, CFG, augment=_still()).window(0, _FixedEnd(3), _still())[0],
+                              sampler.window(0, _FixedEnd(3), _still())[0])
+
+
+class _FixedEnd:
+    """A random stream whose integers are ``end`` (the live window's last frame); nothing else is drawn here."""
+
+    def __init__(self, end):
+        self.end = end
+
+    def integers(self, lo, hi=None, size=None):
+        return self.end
+
+    def random(self):
+        return 1.0
+
+    def uniform(self, lo, hi, size=None):
+        return np.full(size, lo) if size else lo

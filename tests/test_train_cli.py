@@ -73,12 +73,12 @@ def test_self_training_from_scratch_has_no_supervised_stage(tiny_msr, tiny_confi
     run = tmp_path / "run"
     res = CliRunner().invoke(cli, _train_args(tiny_msr, run, tiny_config, "--labelled-fraction", "0.5",
                                               "--supervised-epochs", "0", "--epochs", "2", "--mirror",
-                                              "--edge-cuts"))
+                                              "--edge-cuts", "--live-windows"))
     assert res.exit_code == 0, res.output
     assert not (run / "supervised_stage").exists()
     saved = json.loads((run / "config.json").read_text())["train"]
     assert saved["supervised_stage_epochs"] == 0 and saved["mirror_augment"] is True
-    assert saved["edge_cut_share"] == EDGE_CUT_SHARE > 0
+    assert saved["edge_cut_share"] == EDGE_CUT_SHARE > 0 and saved["live_windows"] is True
 
 
 def test_second_round_starts_from_the_stage_under_the_first_rounds_model_held_fixed(tiny_msr, tiny_config, tmp_path):

@@ -37,8 +37,8 @@ from kerasdance.skeleton import MIRROR, NUM_JOINTS, mirror_joints
 log = logging.getLogger("kerasdance.data")
 
 #: Bumped when ``prepare``'s output for the same files changes (2: skeleton-only sequences whose every joint row
-#: is invalid are skipped).
-CACHE_VERSION = 2
+#: is invalid are skipped; 3: per-frame person statistics).
+CACHE_VERSION = 3
 
 
 @dataclasses.dataclass
@@ -52,8 +52,11 @@ class Prepared:
         joints_norm: ``(total_frames, 20, 3)`` float32 targets in crop coordinates.
         joint_mask: ``(total_frames, 20)`` float32.
         joints_m: ``(total_frames, 20, 3)`` float32 camera metres (NaN = missing).
-        crop_params: ``(n, 5)`` the ``Crop`` of each sequence.
+        crop_params: ``(n, 5)`` the ``Crop`` of each sequence (over all its frames).
         intrinsics: ``(n, 6)`` fx, fy, cx, cy, width, height of each sequence.
+        frame_stats: ``(total_frames, 3)`` float32 where the person is in each frame (``preprocess.FrameStats``:
+            u, v pixels and depth in mm; NaN where nobody was found, and in skeleton mode): what the live
+            tracker's per-window crop is made of.
     """
 
     names: list[str]
@@ -66,6 +69,7 @@ class Prepared:
     joints_m: np.ndarray
     crop_params: np.ndarray
     intrinsics: np.ndarray
+    frame_stats: np.ndarray
 
     def __len__(self) -> int:
         return len(self.names)
@@ -95,6 +99,7 @@ class Prepared:
             joints_m=self.joints_m[frames],
             crop_params=self.crop_params[idx],
             intrinsics=self.intrinsics[idx],
+            frame_stats=self.frame_stats[frames],
         )
 
 
@@ -135,7 +140,7 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
             return Prepared(names=[str(n) for n in d.pop("names")], **d)
     S = cfg.crop_size
     names, labels, subjects, lengths = [], [], [], []
-    crops, jn, jmask, jm, cparams, intr = [], [], [], [], [], []
+    crops, jn, jmask, jm, cparams, intr, fstats = [], [], [], [], [], [], []
     for i, ref in enumerate(refs):
         if progress:
             progress(i, len(refs))
@@ -147,7 +152,8 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
                 keep = np.flatnonzero(seq.depth_valid)
                 if keep.size == 0:
                     raise ValueError("every depth frame is empty")
-                crop = pp.find_crop(seq.depth_mm[keep], seq.intrinsics, cfg)
+                stats = np.array([pp.frame_stats(f, cfg) for f in seq.depth_mm[keep]], np.float64)
+                crop = pp.crop_from_stats(stats, seq.intrinsics, cfg)
                 crops.append(pp.crop_frames(seq.depth_mm[keep], crop, cfg).astype(pp.CROP_DTYPE))
             else:
                 if seq.joints_m is None:
@@ -156,6 +162,7 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
                     raise ValueError("every joint row of its skeleton file is invalid")
                 keep = np.arange(len(seq.joints_m))
                 crop = pp.Crop(seq.intrinsics.cx, seq.intrinsics.cy, 1.0, 0.0, 1.0)
+                stats = np.full((keep.size, 3), np.nan)
         except ValueError as e:
             log.warning("skipping %s: %s", ref.name, e)
             continue
@@ -174,6 +181,7 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
         jmask.append(mask)
         jm.append(joints)
         cparams.append(crop.to_array())
+        fstats.append(stats.astype(np.float32))
         it = seq.intrinsics
         intr.append([it.fx, it.fy, it.cx, it.cy, it.width, it.height])
     if not names:
@@ -189,6 +197,7 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
         joints_m=np.concatenate(jm),
         crop_params=np.asarray(cparams, np.float64),
         intrinsics=np.asarray(intr, np.float64),
+        frame_stats=np.concatenate(fstats),
     )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -267,6 +276,25 @@ def affine_crops(crops: np.ndarray, rot: float, scale: float, shift: np.ndarray)
     return out
 
 
+def _recrop(crops: np.ndarray, recrop, cfg: DataConfig) -> np.ndarray:
+    """Cached crops (cut with the sequence's crop) as cut with another crop (``WindowSampler.live_window``): the
+    pixels resampled (``affine_crops``) and the body's depth re-referenced to the other crop's body depth."""
+    scale, sa, sb, dz_m = recrop
+    x = affine_crops(np.asarray(crops, np.float32), 0.0, scale, np.array([sa, sb]))
+    body = x < pp.BACKGROUND
+    x[body] += np.float32(dz_m * 1000.0 / cfg.depth_scale_mm)
+    return x
+
+
+def _recrop_joints(joints: np.ndarray, recrop, cfg: DataConfig) -> np.ndarray:
+    """Joint targets in the sequence's crop -> in the other crop of ``_recrop`` (exact: the crops differ by a
+    scale and a shift in the image plane and by their body depth)."""
+    scale, sa, sb, dz_m = recrop
+    out = affine_joints(joints, 0.0, scale, np.array([sa, sb]))
+    out[..., 2] = joints[..., 2] + dz_m / (cfg.box_m / 2.0)
+    return out
+
+
 def affine_joints(joints: np.ndarray, rot: float, scale: float, shift: np.ndarray) -> np.ndarray:
     """Where input joints land in the output of ``affine_crops`` (its exact inverse map)."""
     c, s = np.cos(rot), np.sin(rot)
@@ -284,12 +312,15 @@ class WindowSampler:
     """
 
     def __init__(self, data: Prepared, cfg: DataConfig, input_mode: str = "depth", seed: int = 0,
-                 augment: Augment | None = Augment(), labelled_share: float = 0.0, targets_only: bool = False):
+                 augment: Augment | None = Augment(), labelled_share: float = 0.0, targets_only: bool = False,
+                 live: bool = False):
         """``labelled_share`` > 0: self-training batches (see ``_mixed_order``). ``targets_only``: supervised
         training, whose batches skip the sequences that carry neither a label nor key-points (they would add
-        nothing to the loss); the few that do are cycled so that an epoch keeps ``num_batches`` full batches."""
+        nothing to the loss); the few that do are cycled so that an epoch keeps ``num_batches`` full batches.
+        ``live``: augmented windows are the live tracker's (``live_window``) instead of temporal crops of the
+        whole recording; windows without augmentation (evaluation) stay whole recordings."""
         self.data, self.cfg, self.input_mode, self.seed, self.augment = data, cfg, input_mode, seed, augment
-        self.labelled_share, self.targets_only = labelled_share, targets_only
+        self.labelled_share, self.targets_only, self.live = labelled_share, targets_only, live
 
     def window(self, i: int, rng: np.random.Generator | None, aug: Augment | None, x_out: np.ndarray | None = None):
         """One window of sequence ``i``: (x, joints, mask, affine) with ``affine = (rot, scale, sa, sb)``.
@@ -299,12 +330,18 @@ class WindowSampler:
         span = d.frames_of(i)
         n = span.stop - span.start
         start, stop = 0.0, 1.0
-        if aug is not None and rng is not None and aug.temporal_crop < 1.0:
-            keep = rng.uniform(aug.temporal_crop, 1.0)
-            start = rng.uniform(0.0, 1.0 - keep)
-            stop = start + keep
-        idx = span.start + pp.window_indices(n, cfg, start, stop)
+        recrop = None
+        if self.live and aug is not None and rng is not None:
+            idx, recrop = self.live_window(i, int(rng.integers(0, n)))
+        else:
+            if aug is not None and rng is not None and aug.temporal_crop < 1.0:
+                keep = rng.uniform(aug.temporal_crop, 1.0)
+                start = rng.uniform(0.0, 1.0 - keep)
+                stop = start + keep
+            idx = span.start + pp.window_indices(n, cfg, start, stop)
         joints, mask = d.joints_norm[idx], d.joint_mask[idx]
+        if recrop is not None and self.input_mode == "depth":
+            joints = np.where(mask[..., None] > 0, _recrop_joints(joints, recrop, cfg), 0.0).astype(np.float32)
         affine = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
         # Drawn only when mirroring is on: with it off, the random stream (and every batch) is as before.
         mirror = aug is not None and rng is not None and aug.mirror > 0 and rng.random() < aug.mirror
@@ -320,6 +357,8 @@ class WindowSampler:
 
         def transform(x):  # the cached crops (CROP_DTYPE: the augmentation's gather moves half the bytes)
             nonlocal affine
+            if recrop is not None:
+                x = _recrop(x, recrop, cfg)
             if mirror:
                 x = x[:, :, ::-1]  # columns: the crop's grid is symmetric about its centre, so a -> -a exactly
             if augmenting:
@@ -331,6 +370,29 @@ class WindowSampler:
             joints = np.where(mask[..., None] > 0, affine_joints(joints, *affine[:2], affine[2:]), 0.0)
             joints = joints.astype(np.float32)
         return x, joints, mask, affine
+
+    def live_window(self, i: int, end: int) -> tuple[np.ndarray, tuple[float, float, float, float] | None]:
+        """The window the live tracker sees at frame ``end`` of sequence ``i`` (a tracker fed the recording at
+        the training rate, 15 fps: its window is T frames): the T frames up to ``end`` (at a recording's start the
+        frames there are, repeated to T as in the tracker's warm-up), and the re-crop from the sequence's crop to
+        the crop of those frames alone (``(scale, shift_a, shift_b, dz_m)``; None where nobody is found in them).
+
+        Returns:
+            ``(frame indices into the frame arrays, re-crop or None)``.
+        """
+        d, cfg = self.data, self.cfg
+        span = d.frames_of(i)
+        first = max(0, end - cfg.frames + 1)
+        idx = span.start + first + pp.window_indices(end - first + 1, cfg)
+        if self.input_mode != "depth":
+            return idx, None
+        try:
+            w = pp.crop_from_stats(d.frame_stats[span.start + first : span.start + end + 1], d.camera(i), cfg)
+        except ValueError:
+            return idx, None
+        c = pp.Crop.from_array(d.crop_params[i])
+        half = c.side_px / 2.0
+        return idx, (w.side_px / c.side_px, (w.u_c - c.u_c) / half, (w.v_c - c.v_c) / half, c.z_body_m - w.z_body_m)
 
     def epoch(self, epoch: int, batch_size: int, shuffle: bool = True, strong: Augment | None = None
               ) -> Iterator[dict[str, np.ndarray]]:

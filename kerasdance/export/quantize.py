@@ -216,7 +216,7 @@ def finetune(model: keras.Model, prepared: Prepared, run_cfg: RunConfig, epochs:
     depth = run_cfg.model.input_mode == "depth"
     n_cls = run_cfg.model.num_classes
     sampler = WindowSampler(prepared, run_cfg.data, run_cfg.model.input_mode, seed=seed,
-                            augment=training_augment(t))
+                            augment=training_augment(t), live=t.live_windows)
     optimizer = keras.optimizers.Adam(learning_rate)
 
     def step(x, joints, mask, label, labelled):

@@ -110,7 +110,7 @@ class Trainer:
         self.sampler = WindowSampler(data.train, cfg.data, cfg.model.input_mode, seed=t.seed,
                                      augment=training_augment(t),
                                      labelled_share=t.labelled_batch_share if self.semi else 0.0,
-                                     targets_only=not self.semi)
+                                     targets_only=not self.semi, live=t.live_windows)
         self.steps_per_epoch = self.sampler.num_batches(t.batch_size)
         # tf.data only where a strategy distributes the batches (with one device, a thread feeds faster).
         self.use_tf_data = strategy is not tf.distribute.get_strategy()
