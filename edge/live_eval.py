@@ -5,8 +5,10 @@ frames with a crop computed from the whole clip. ``evaluate_live`` replays the t
 through ``Tracker.update`` (the code ``kerasdance-edge track`` runs) and an ``EdgeModel`` in two modes:
 
 * ``alone``: the tracker is reset before each recording (a dancer walks in and does a move);
-* ``continuous``: the recordings back to back in a seeded random order, never reset (continuous dancing:
-  the move changes at every recording boundary whose label differs).
+* ``continuous``: the recordings back to back, never reset (continuous dancing: the move changes at every
+  recording boundary whose label differs). One performer after the other (``replay_order``): each subject's
+  recordings in a seeded random order, so that the dancer does not jump between places and distances at every
+  boundary as a shuffle across subjects would make them.
 
 Per mode it reports (``LiveReport.to_dict``): per-frame move accuracy over every labelled frame (a frame
 without a move counts as wrong) and over the frames that have one, the share of frames with a move and
@@ -37,6 +39,17 @@ from kerasdance_edge.tracker import Tracker
 log = logging.getLogger("kerasdance.edge")
 
 MODES = ("alone", "continuous")
+
+
+def replay_order(refs: list, seed: int = 0) -> list:
+    """``refs`` one subject after the other (subjects and each subject's recordings in a seeded random order)."""
+    rng = np.random.default_rng(seed)
+    subjects = sorted({-1 if r.subject is None else r.subject for r in refs})
+    out = []
+    for s in rng.permutation(subjects):
+        mine = [r for r in refs if (-1 if r.subject is None else r.subject) == s]
+        out += [mine[i] for i in rng.permutation(len(mine))]
+    return out
 
 
 def frame_labels(seq: Sequence) -> np.ndarray:
@@ -184,8 +197,7 @@ def evaluate_live(model, data_dir, protocol: str = "cross-subject", modes=MODES,
     refs = [r for r in sp.test if "depth" in r.modalities]
     if not refs:
         raise ValueError(f"{data_dir}: no test recording with depth under protocol {protocol!r}")
-    order = np.random.default_rng(seed).permutation(len(refs))
-    refs = [refs[i] for i in order[:limit]]
+    refs = replay_order(refs, seed)[:limit]
     sequences = [ds.load(r) for r in refs]
     fps = float(getattr(ds, "fps", None) or 15.0)
     class_index = {c: i for i, c in enumerate(model.class_names)}

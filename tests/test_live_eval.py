@@ -14,7 +14,7 @@ from kerasdance.data.dataset import Dataset, write_generic
 from kerasdance.data.splits import split
 from kerasdance.data.types import Sequence
 from kerasdance_edge.cli import main
-from kerasdance_edge.live_eval import evaluate_live
+from kerasdance_edge.live_eval import evaluate_live, replay_order
 
 CFG = DataConfig(frames=8, crop_size=32)
 LEN = 12  # frames per recording
@@ -38,7 +38,11 @@ def stream_data(tmp_path_factory):
 def _replay_order(root, seed=0):
     ds = Dataset.open(root)
     refs = [r for r in split(ds.refs, "cross-subject", ds.class_names).test if "depth" in r.modalities]
-    return [refs[i] for i in np.random.default_rng(seed).permutation(len(refs))]
+    order = replay_order(refs, seed)
+    subjects = [r.subject for r in order]
+    assert sorted(order, key=lambda r: r.name) == sorted(refs, key=lambda r: r.name)
+    assert sum(a != b for a, b in zip(subjects, subjects[1:])) == len(set(subjects)) - 1  # one performer at a time
+    return order
 
 
 def _scripted_model(truth: np.ndarray, resets_every: int | None = None):
