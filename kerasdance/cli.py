@@ -75,17 +75,37 @@ def cli(verbose: int):
 @click.option("--set", "set_name", type=click.Choice(["msr20", "dance11"]), default="msr20", show_default=True,
               help="msr20: the 20 MSR-Action3D actions, 10 subjects; dance11: 11 ballet/contemporary moves.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to write (MSR-Action3D layout: *_sdepth.bin, *_skeleton3D.txt, *_skeleton.txt).")
+              help="Folder to write (MSR-Action3D layout: *_sdepth.bin, *_skeleton3D.txt, *_skeleton.txt; with "
+                   "--continuous the generic layout: dataset.json and one .npz per take).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, byte-identical files.")
-@click.option("--limit-per-class", type=int, default=None, help="Write at most this many sequences per class.")
+@click.option("--limit-per-class", type=int, default=None,
+              help="Write at most this many sequences per class (clips only, not with --continuous).")
 @click.option("--background/--no-background", default=False, show_default=True,
               help="Add a floor and a back wall (MSR-Action3D has background 0).")
+@click.option("--continuous", is_flag=True,
+              help="Write continuous performances instead of one clip per move: each take chains several moves "
+                   "of the set with transitions and pauses, with a label per frame (-1 between moves).")
+@click.option("--fps", type=click.FloatRange(0, min_open=True), default=None,
+              help="--continuous: frames per second of the takes (motion is timed in seconds, so 30 gives twice "
+                   "the frames of 15). [15]")
+@click.option("--takes", type=click.IntRange(1), default=None,
+              help="--continuous: takes per subject (every subject of the set performs). [2]")
+@click.option("--moves", type=click.IntRange(1), default=None,
+              help="--continuous: moves per take, in a seeded random order. [6]")
 @friendly_errors
-def synth(set_name, out, seed, limit_per_class, background):
-    """Generate a synthetic depth-dance set in the MSR-Action3D file formats."""
-    from kerasdance.data.synthetic import write_set
+def synth(set_name, out, seed, limit_per_class, background, continuous, fps, takes, moves):
+    """Generate a synthetic depth-dance set: one clip per move in the MSR-Action3D file formats, or with
+    --continuous whole performances with per-frame labels in the generic layout."""
+    from kerasdance.data.synthetic import write_performances, write_set
 
-    with click.progressbar(length=1, label=f"rendering {set_name}") as bar:
+    if not continuous:
+        given = [f"--{k}" for k, v in (("fps", fps), ("takes", takes), ("moves", moves)) if v is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply with --continuous")
+    elif limit_per_class is not None:
+        raise click.UsageError("--limit-per-class applies to clips, not with --continuous")
+    kind = "performances" if continuous else "sequences"
+    with click.progressbar(length=1, label=f"rendering {set_name}{' performances' if continuous else ''}") as bar:
         state = {"n": 0}
 
         def progress(i, n):
@@ -94,9 +114,13 @@ def synth(set_name, out, seed, limit_per_class, background):
             bar.update(i + 1 - state["n"])
             state["n"] = i + 1
 
-        n = write_set(set_name, out, seed=seed, limit_per_class=limit_per_class, background=background,
-                      progress=progress)
-    click.echo(f"wrote {n} sequences to {out}")
+        if continuous:
+            n = write_performances(set_name, out, seed=seed, takes=takes or 2, fps=15.0 if fps is None else fps,
+                                   moves=moves or 6, background=background, progress=progress)
+        else:
+            n = write_set(set_name, out, seed=seed, limit_per_class=limit_per_class, background=background,
+                          progress=progress)
+    click.echo(f"wrote {n} {kind} to {out}")
 
 
 @cli.group(context_settings=CONTEXT)

@@ -17,6 +17,10 @@ Generic layout, exactly:
     ``joints_m`` (optional): ``(frames, J, 3)`` float32 camera metres (x right, y up, z away
     from the sensor), NaN = missing, ``J = len(joint_names)``, same ``frames`` as ``depth_mm``.
     At least one of the two arrays is present.
+    ``frame_labels`` (optional): ``(frames,)`` integer array (any signed or unsigned integer dtype, loaded
+    as int64), the class index of every frame in ``class_names`` order, -1 = no move (pause, transition,
+    unknown); ``frames`` as in ``depth_mm`` / ``joints_m``; values in ``-1 .. len(class_names) - 1``. For
+    continuous recordings (several moves in one take); a clip needs only the sequence's ``label``.
 
 ``dataset.json``::
 
@@ -26,6 +30,7 @@ Generic layout, exactly:
       "class_names": ["class 0", "class 1", ...],
       "joint_names": [... the 20 names of kerasdance.skeleton.JOINT_NAMES, in that order ...],
       "intrinsics": {"fx": 285.63, "fy": 285.63, "cx": 160.0, "cy": 120.0, "width": 320, "height": 240},
+      "fps": 15.0,
       "sequences": [
         {"file": "a01_s01_e01.npz", "label": "class 0" or null, "subject": 1 or null, "episode": 1 or null},
         ...
@@ -33,8 +38,12 @@ Generic layout, exactly:
     }
 
 ``file`` is relative to the folder (no ``..``); the sequence name is the file's stem; ``label``
-is a class name from ``class_names`` or null (unlabelled). Every field is validated on open
-(and array dtypes/shapes on load); a violation raises ``DataFormatError`` naming the file.
+is a class name from ``class_names`` or null (unlabelled; also usual for a continuous recording
+whose ``.npz`` holds ``frame_labels``). ``fps`` is optional: the frames per second of every
+sequence, a positive finite number, 15.0 (MSR-Action3D's rate) when absent. Files written before
+``fps`` and ``frame_labels`` existed are valid version 1 files as they are. Every field is validated
+on open (and array dtypes/shapes/values on load); a violation raises ``DataFormatError`` naming the
+file. The MSR layout has no per-frame labels and 15 frames per second.
 """
 
 from __future__ import annotations
@@ -61,6 +70,8 @@ GENERIC_FORMAT = "kerasdance-generic"
 GENERIC_VERSION = 1
 DATASET_JSON = "dataset.json"
 CLASSES_TXT = "classes.txt"
+#: Frames per second of the MSR layout and of a generic-layout folder whose dataset.json has no ``fps``.
+DEFAULT_FPS = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +106,7 @@ class Dataset:
         joint_names: joint names in joint order.
         intrinsics: the depth camera (per-sequence intrinsics are on the loaded ``Sequence``).
         refs: the sequences, sorted by name.
+        fps: frames per second of every sequence (also on each loaded ``Sequence``).
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class Dataset:
         joint_names: tuple[str, ...],
         intrinsics: Intrinsics,
         refs: list[SequenceRef],
+        fps: float = DEFAULT_FPS,
     ):
         self.root = Path(root)
         self.layout = layout
@@ -112,6 +125,7 @@ class Dataset:
         self.joint_names = tuple(joint_names)
         self.intrinsics = intrinsics
         self.refs = sorted(refs, key=lambda r: r.name)
+        self.fps = float(fps)
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -155,9 +169,10 @@ class Dataset:
             DataFormatError: a bad file.
         """
         if self.layout == "generic":
-            return _load_npz(ref, self.intrinsics, self.joint_names)
+            return _load_npz(ref, self.intrinsics, self.joint_names, len(self.class_names), self.fps)
         seq = msr.load_msr_files(ref.name, ref.paths)
         seq.label = ref.label
+        seq.fps = self.fps
         return seq
 
 
@@ -217,7 +232,7 @@ def _open_msr(root: Path) -> Dataset:
             if any(k in paths for k in kinds)
         )  # fmt: skip
         refs.append(SequenceRef(stem, name.action - 1, name.subject, name.episode, modalities, dict(paths)))
-    return Dataset(root, "msr", class_names, JOINT_NAMES, KINECT_V1, refs)
+    return Dataset(root, "msr", class_names, JOINT_NAMES, KINECT_V1, refs, DEFAULT_FPS)
 
 
 # --- generic layout ------------------------------------------------------------------------------------------
@@ -264,6 +279,10 @@ def _open_generic(root: Path) -> Dataset:
         intrinsics = Intrinsics.from_dict(intr)
     except ValueError as e:
         raise DataFormatError(f"{meta}: bad intrinsics ({e})") from None
+    fps = d.get("fps", DEFAULT_FPS)
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
+        raise DataFormatError(f"{meta}: fps must be a positive finite number (frames per second) or absent "
+                              f"(= {DEFAULT_FPS}). Received: fps={fps!r}")
     seqs = d.get("sequences")
     if not isinstance(seqs, list) or not seqs:
         raise DataFormatError(f"{meta}: sequences must be a non-empty list. Received: sequences={seqs!r:.80}")
@@ -300,14 +319,28 @@ def _open_generic(root: Path) -> Dataset:
             raise DataFormatError(f"{p}: holds neither depth_mm nor joints_m. Received arrays: {sorted(members)}")
         refs.append(SequenceRef(name, None if label is None else index[label], subject, episode, modalities,
                                 {"npz": p}))
-    return Dataset(root, "generic", tuple(class_names), tuple(joint_names), intrinsics, refs)
+    return Dataset(root, "generic", tuple(class_names), tuple(joint_names), intrinsics, refs, float(fps))
 
 
-def _load_npz(ref: SequenceRef, intrinsics: Intrinsics, joint_names: tuple[str, ...]) -> Sequence:
+def _check_frame_labels(frame_labels, frames: int, num_classes: int) -> np.ndarray:
+    """``frame_labels`` as int64, or ValueError saying what is wrong."""
+    a = np.asarray(frame_labels)
+    if a.dtype.kind not in "iu" or a.ndim != 1:
+        raise ValueError(f"frame_labels must be a (frames,) integer array. Received: shape={a.shape}, dtype={a.dtype}")
+    if len(a) != frames:
+        raise ValueError(f"frame_labels has {len(a)} frames but the sequence has {frames}")
+    if len(a) and (a.min() < -1 or a.max() >= num_classes):
+        raise ValueError(f"frame_labels must lie in -1 .. {num_classes - 1} (-1 = no move; {num_classes} class names). "
+                         f"Received: min={a.min()}, max={a.max()}")
+    return a.astype(np.int64)
+
+
+def _load_npz(ref: SequenceRef, intrinsics: Intrinsics, joint_names: tuple[str, ...], num_classes: int,
+              fps: float = DEFAULT_FPS) -> Sequence:
     p = ref.paths["npz"]
     try:
         with np.load(p, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k in ("depth_mm", "joints_m")}
+            arrays = {k: z[k] for k in z.files if k in ("depth_mm", "joints_m", "frame_labels")}
     except FileNotFoundError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
@@ -329,7 +362,15 @@ def _load_npz(ref: SequenceRef, intrinsics: Intrinsics, joint_names: tuple[str, 
         joints = joints.astype(np.float32)
         if depth is not None and len(joints) != len(depth):
             raise DataFormatError(f"{p}: joints_m has {len(joints)} frames but depth_mm has {len(depth)}")
-    return Sequence(ref.name, depth, joints, ref.label, ref.subject, ref.episode, intrinsics)
+    frame_labels = arrays.get("frame_labels")
+    if frame_labels is not None:
+        frames = len(depth) if depth is not None else len(joints)
+        try:
+            frame_labels = _check_frame_labels(frame_labels, frames, num_classes)
+        except ValueError as e:
+            raise DataFormatError(f"{p}: {e}") from None
+    return Sequence(ref.name, depth, joints, ref.label, ref.subject, ref.episode, intrinsics, fps=fps,
+                    frame_labels=frame_labels)
 
 
 def write_generic(
@@ -337,22 +378,29 @@ def write_generic(
     sequences: Iterable[Sequence],
     class_names: Iterable[str],
     intrinsics: Intrinsics,
+    fps: float = DEFAULT_FPS,
 ) -> Path:
     """Write sequences in the generic layout (one ``.npz`` each plus ``dataset.json``).
 
     Args:
         out_dir: the folder (created if needed; an existing ``dataset.json`` is replaced).
-        sequences: the sequences; names must be distinct file-name-safe stems.
+        sequences: the sequences; names must be distinct file-name-safe stems. A sequence's
+            ``frame_labels`` (when not None) are written to its ``.npz``.
         class_names: class names in label order.
         intrinsics: the one camera of every sequence.
+        fps: the one frame rate of every sequence (written to ``dataset.json``).
 
     Returns:
         The path of ``dataset.json``.
 
     Raises:
-        ValueError: a label beyond the class names, a sequence with other intrinsics or depth
-            size, a bad or repeated name, no sequences.
+        ValueError: a label or frame label beyond the class names, frame labels of another length
+            or not integers, a sequence with other intrinsics, frame rate or depth size, a bad or
+            repeated name, no sequences, a frame rate that is not a positive finite number.
     """
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a positive finite number. Received: fps={fps!r}")
+    fps = float(fps)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     class_names = [str(c) for c in class_names]
@@ -369,6 +417,9 @@ def write_generic(
                              f"Received: {seq.intrinsics!r}, expected {intrinsics!r}")
         if seq.label is not None and not 0 <= seq.label < len(class_names):
             raise ValueError(f"{name}: label beyond the {len(class_names)} class names. Received: label={seq.label!r}")
+        if seq.fps != fps:
+            raise ValueError(f"{name}: its frame rate differs from the dataset's. Received: fps={seq.fps!r}, "
+                             f"expected {fps!r}")
         arrays: dict[str, np.ndarray] = {}
         if seq.depth_mm is not None:
             depth = np.asarray(seq.depth_mm)
@@ -380,6 +431,12 @@ def write_generic(
             arrays["joints_m"] = np.asarray(seq.joints_m, dtype=np.float32)
         if not arrays:
             raise ValueError(f"{name}: has neither depth nor joints")
+        if seq.frame_labels is not None:
+            frames = len(next(iter(arrays.values())))
+            try:
+                arrays["frame_labels"] = _check_frame_labels(seq.frame_labels, frames, len(class_names))
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
         np.savez_compressed(out_dir / f"{name}.npz", **arrays)
         entries.append({
             "file": f"{name}.npz",
@@ -391,7 +448,7 @@ def write_generic(
         raise ValueError("no sequences to write")
     meta = {
         "format": GENERIC_FORMAT, "version": GENERIC_VERSION, "class_names": class_names,
-        "joint_names": list(JOINT_NAMES), "intrinsics": intrinsics.to_dict(), "sequences": entries,
+        "joint_names": list(JOINT_NAMES), "intrinsics": intrinsics.to_dict(), "fps": fps, "sequences": entries,
     }  # fmt: skip
     path = out_dir / DATASET_JSON
     tmp = path.with_suffix(".json.tmp")

@@ -16,13 +16,22 @@ viewpoint, sensor noise, holes, jitter, confusable moves) so that a plain model 
   mm (uint16), background 0 (as MSR-Action3D) or a floor and back wall, noise growing with z^2,
   dropouts at silhouette edges. Stored joints get Kinect-like jitter, a few invalid (NaN) rows and rare
   all-zero depth frames.
+* Continuous performances (``generate_performance``, ``write_performances``): one take by one performer
+  (the clips' per-subject body, distance, tempo, handedness) chains a seeded random order of the set's
+  moves with transitions (0.3-0.8 s, the pose blended from the end of one move to the start of the next)
+  and sometimes a pause (0.5-2 s standing with slight sway), drifting sideways by a few tens of cm. Motion
+  is defined in seconds, so any frame rate samples the same take. Per-frame labels: the move's class
+  during a move, -1 in transitions and pauses. Written in the generic layout (``dataset.py``).
 
-Deterministic: every sequence draws from ``np.random.SeedSequence([seed, set, label, subject, episode])``.
+Deterministic: every sequence draws from ``np.random.SeedSequence([seed, set, label, subject, episode])``,
+every performance from ``np.random.SeedSequence([seed, set, 5000 + subject, take, stream])``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -491,3 +500,244 @@ def write_set(set_name: str, out_dir: str | Path, seed: int = 0, subjects=None, 
     (out / "classes.txt").write_text("\n".join(class_names(set_name)) + "\n")
     log.info("wrote %d %s sequences to %s", n, set_name, out)
     return n
+
+
+# --- continuous performances ----------------------------------------------------------------------------------
+_LIMBS = ("ua_r", "fa_r", "ua_l", "fa_l", "th_r", "sh_r", "th_l", "sh_l")
+_ANGLES = ("bend", "twist", "lean")
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """One part of a continuous performance (``performance_segments``).
+
+    Attributes:
+        kind: ``"move"``, ``"transition"`` (the pose blended from the end of the segment before to the
+            start of the one after) or ``"pause"`` (standing still with slight sway).
+        label: the move's class index; -1 for transitions and pauses.
+        start_s: start in seconds from the take's first frame.
+        end_s: end in seconds (the next segment's start).
+    """
+
+    kind: str
+    label: int
+    start_s: float
+    end_s: float
+
+
+def _check_performance_args(set_name: str, subject: int, take: int, fps: float, moves: int) -> None:
+    _check_set(set_name)
+    for key, value in (("subject", subject), ("take", take), ("moves", moves)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{key} must be an integer >= 1. Received: {key}={value!r}")
+    if isinstance(fps, bool) or not isinstance(fps, int | float | np.floating) or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a positive finite number. Received: fps={fps!r}")
+
+
+def _performance_rng(set_name: str, subject: int, take: int, seed: int, stream: int):
+    return np.random.default_rng(
+        np.random.SeedSequence([seed, list(SETS).index(set_name), 5000 + subject, take, stream]))
+
+
+def _plan(set_name: str, subject: int, take: int, seed: int, moves: int) -> list[tuple[Segment, dict]]:
+    """The take's segments with each one's parameters; independent of the frame rate."""
+    subj = _subject(set_name, subject, seed)
+    rng = _performance_rng(set_name, subject, take, seed, 0)
+    n_cls = len(SETS[set_name]["classes"])
+    order: list[int] = []
+    while len(order) < moves:  # permutations of the set, no move twice in a row
+        perm = [int(c) for c in rng.permutation(n_cls)]
+        if order and perm[0] == order[-1] and n_cls > 1:
+            perm[0], perm[-1] = perm[-1], perm[0]
+        order += perm
+    base_frames = 42 if set_name == "msr20" else 48
+    items: list[tuple[str, int, float, dict]] = []
+    x = 0.0  # body-frame hip_dx where the performer stands now (travelling moves carry it along)
+
+    def transition(x_from: float, x_to: float) -> None:
+        items.append(("transition", -1, max(rng.uniform(0.3, 0.8), abs(x_to - x_from) / 0.9), {}))
+
+    def pause(lo: float, hi: float) -> None:
+        items.append(("pause", -1, rng.uniform(lo, hi), {"x": x, "period": rng.uniform(2.0, 3.5),
+                                                          "phase": rng.uniform(0, 2 * np.pi)}))
+
+    pause(0.3, 1.0)  # the take starts standing
+    for k, label in enumerate(order[:moves]):
+        reps = float(rng.choice([1.5, 2.0, 2.5, 3.0]))
+        dur = float(np.clip(base_frames * reps / 2 / (subj["tempo"] * rng.uniform(0.85, 1.15)), 10, 90)) / FPS
+        amp = subj["amplitude"] * rng.uniform(0.9, 1.1)
+        ends = MOTIONS[set_name](label, np.array([0.0, 1.0]), reps)["hip_dx"]
+        flip = bool(ends[0] * x < 0)  # a travelling move starts on the side where the performer is
+        ends = -ends if flip else ends
+        if k > 0 and rng.random() < 0.3:
+            transition(x, x)
+            pause(0.5, 2.0)
+        transition(x, float(ends[0]))
+        items.append(("move", label, dur, {"reps": reps, "amp": amp, "flip": flip}))
+        x = float(ends[1])
+    transition(x, x)
+    pause(0.3, 1.0)  # and ends standing
+    plan, t = [], 0.0
+    for kind, label, dur, params in items:
+        plan.append((Segment(kind, int(label), t, t + dur), params))
+        t += dur
+    return plan
+
+
+def performance_segments(set_name: str, subject: int, take: int, seed: int = 0, moves: int = 6) -> list[Segment]:
+    """The segments (moves, transitions, pauses) of the take ``generate_performance`` renders, in seconds.
+
+    A segment covers the frames ``round(start_s * fps) .. round(end_s * fps) - 1`` (at very low frame rates
+    each keeps at least one frame, a move two).
+    """
+    _check_performance_args(set_name, subject, take, FPS, moves)
+    return [seg for seg, _ in _plan(set_name, subject, take, seed, moves)]
+
+
+def _frame_bounds(segments: list[Segment], fps: float) -> list[int]:
+    bounds = [0]
+    for seg in segments:
+        bounds.append(max(int(round(seg.end_s * fps)), bounds[-1] + (2 if seg.kind == "move" else 1)))
+    return bounds
+
+
+def _time_noise(rng, t: np.ndarray, duration_s: float, dims: int, scale: float, spacing_s: float) -> np.ndarray:
+    """Low-frequency noise ``(len(t), dims)`` defined in seconds: random knots every ``spacing_s``, interpolated."""
+    m = int(np.ceil(duration_s / spacing_s)) + 2
+    k = rng.normal(0, scale, (m, dims))
+    return np.stack([np.interp(t / spacing_s, np.arange(m), k[:, d]) for d in range(dims)], -1)
+
+
+def _travel(rng, t: np.ndarray, duration_s: float, x0: float) -> np.ndarray:
+    """Slow sideways drift in metres: a bounded random walk (+-25 cm, keeping |x0 + drift| <= 0.5 m), 0 at t = 0."""
+    spacing = 2.0
+    m = int(np.ceil(duration_s / spacing)) + 2
+    lo, hi = max(-0.25, -0.5 - x0), min(0.25, 0.5 - x0)
+    walk = np.zeros(m)
+    for i in range(1, m):
+        walk[i] = np.clip(walk[i - 1] + rng.normal(0, 0.1), lo, hi)
+    x = np.clip(t / spacing, 0, m - 1 - 1e-9)
+    i = np.floor(x).astype(int)
+    f = 0.5 - 0.5 * np.cos(np.pi * (x - i))  # smooth from knot to knot
+    return walk[i] * (1 - f) + walk[i + 1] * f
+
+
+def generate_performance(set_name: str, subject: int, take: int, seed: int = 0, fps: float = FPS, moves: int = 6,
+                         intrinsics: Intrinsics = KINECT_V1, background: bool = False) -> Sequence:
+    """One continuous take: ``moves`` moves of the set by one synthetic performer, with per-frame labels.
+
+    The performer is the clips' subject ``subject`` (body, distance, tempo, amplitude, handedness); the moves
+    come in a seeded random order (no move twice in a row), each rendered with the set's motion and the clips'
+    amplitude and style noise, chained by transitions and sometimes a pause, and the take starts and ends
+    standing (``performance_segments`` lists the segments). Motion is defined in seconds: at ``fps=30`` the
+    same take has twice the frames of ``fps=15``.
+
+    Returns:
+        A ``Sequence`` named ``perf_sSS_tTT`` with ``depth_mm`` ``(F, H, W)`` uint16, ``joints_m`` ``(F, 20, 3)``
+        float32 camera metres (jitter, the odd NaN row), ``frame_labels`` ``(F,)`` int64 (the move's class during
+        a move, -1 in transitions and pauses), ``label`` None, ``subject``, ``episode`` = ``take`` and ``fps``.
+
+    Raises:
+        ValueError: unknown set; subject, take or moves not an integer >= 1; fps not a positive finite number.
+    """
+    _check_performance_args(set_name, subject, take, fps, moves)
+    fps = float(fps)
+    subj = _subject(set_name, subject, seed)
+    plan = _plan(set_name, subject, take, seed, moves)
+    bounds = _frame_bounds([seg for seg, _ in plan], fps)
+    n = bounds[-1]
+    duration = plan[-1][0].end_s
+    t = np.arange(n) / fps
+    pose = _pose(np.zeros(n))
+    rest = _pose(np.zeros(1))
+    labels = np.full(n, -1, np.int64)
+    for (seg, prm), s, e in zip(plan, bounds[:-1], bounds[1:]):
+        if seg.kind == "move":
+            labels[s:e] = seg.label
+            m = MOTIONS[set_name](seg.label, np.arange(e - s) / (e - s - 1), prm["reps"])  # phase 0 -> 1 by time
+            for k in _LIMBS:
+                pose[k][s:e] = DOWN + prm["amp"] * (m[k] - DOWN)
+            for k in _ANGLES:
+                pose[k][s:e] = prm["amp"] * m[k]
+            pose["hip_dy"][s:e] = m["hip_dy"]
+            pose["hip_dx"][s:e] = -m["hip_dx"] if prm["flip"] else m["hip_dx"]
+        elif seg.kind == "pause":
+            sway = np.sin(2 * np.pi * (t[s:e] - seg.start_s) / prm["period"] + prm["phase"])
+            for k in _LIMBS:
+                pose[k][s:e] = DOWN + subj["amplitude"] * (rest[k][0] - DOWN)
+            pose["lean"][s:e] = 0.025 * sway
+            pose["hip_dx"][s:e] = prm["x"] + 0.012 * sway
+    for (seg, _), s, e in zip(plan, bounds[:-1], bounds[1:]):
+        if seg.kind != "transition":
+            continue
+        a, b = s - 1, e  # the last frame before, the first after (a take starts and ends with a pause)
+        w = 0.5 - 0.5 * np.cos(np.pi * (t[s:e] - t[a]) / (t[b] - t[a]))
+        for k in _LIMBS:
+            u, v = _unit(pose[k][a]), _unit(pose[k][b])
+            pose[k][s:e] = (1 - w)[:, None] * u + w[:, None] * v
+            if u @ v < -0.5:  # near-opposite directions: swing through the front rather than through the body
+                pose[k][s:e] += 0.6 * np.sin(np.pi * w)[:, None] * FWD
+        for k in ("bend", "lean", "hip_dy", "hip_dx"):
+            pose[k][s:e] = (1 - w) * pose[k][a] + w * pose[k][b]
+        twist_from = pose["twist"][b] + (pose["twist"][a] - pose["twist"][b] + np.pi) % (2 * np.pi) - np.pi
+        pose["twist"][s:e] = (1 - w) * twist_from + w * pose["twist"][b]  # the short way round after a turn
+    style = _performance_rng(set_name, subject, take, seed, 1)
+    x0 = subj["x_m"] + style.uniform(-0.1, 0.1)
+    z0 = subj["z_m"] + style.uniform(-0.15, 0.15)
+    yaw0 = subj["yaw"] + style.uniform(-0.1, 0.1)
+    for k in _LIMBS:
+        pose[k] = pose[k] + _time_noise(style, t, duration, 3, subj["style"], 1.2)
+    for k in _ANGLES:
+        pose[k] = pose[k] + _time_noise(style, t, duration, 1, 0.04, 1.2)[:, 0]
+    drift = _travel(style, t, duration, x0)
+    yaw = yaw0 + _time_noise(style, t, duration, 1, 0.05, 3.0)[:, 0]
+    if subj["left_handed"]:
+        pose = _mirror_pose(pose)
+    body = _forward_kinematics(pose, subj["bones"])
+    joints = np.einsum("nij,nkj->nki", _rot_y(yaw), body)
+    leg = subj["bones"]["thigh"] + subj["bones"]["shin"] + 0.05
+    joints[..., 0] += x0 + drift[:, None]
+    joints[..., 1] += -subj["cam_height"] + leg
+    joints[..., 2] += z0
+    rng = _performance_rng(set_name, subject, take, seed, 2)  # per-frame draws: these depend on the frame rate
+    depth = np.stack([_sensor(render_frame(f, intrinsics, subj["girth"]), rng, intrinsics, background,
+                              subj["cam_height"]) for f in joints])
+    jitter = rng.normal(0, 0.012, joints.shape)
+    jitter[:, [J.HAND_LEFT, J.HAND_RIGHT, J.FOOT_LEFT, J.FOOT_RIGHT, J.WRIST_LEFT, J.WRIST_RIGHT]] *= 2.0
+    stored = (joints + jitter).astype(np.float32)
+    for row in np.flatnonzero(rng.random(n) < 0.004):  # the odd invalid row (about as often as in the clips)
+        stored[row, rng.integers(0, NUM_JOINTS, 3)] = np.nan
+    depth[rng.random(n) < 0.0006] = 0  # rare lost frames
+    return Sequence(name=f"perf_s{subject:02d}_t{take:02d}", depth_mm=depth, joints_m=stored, label=None,
+                    subject=int(subject), episode=int(take), intrinsics=intrinsics, fps=fps, frame_labels=labels)
+
+
+def write_performances(set_name: str, out_dir: str | Path, seed: int = 0, subjects=None, takes: int = 2,
+                       fps: float = FPS, moves: int = 6, background: bool = False,
+                       progress: Callable[[int, int], None] | None = None,
+                       intrinsics: Intrinsics = KINECT_V1) -> int:
+    """Render continuous performances into ``out_dir`` in the generic layout (``dataset.json`` + one ``.npz`` per
+    take with ``frame_labels``; the set's class names; ``fps``). One take per (subject, take): takes
+    ``1 .. takes`` of every subject of the set, or of ``subjects``. Returns the count."""
+    from kerasdance.data.dataset import write_generic
+
+    spec = SETS[_check_set(set_name)]
+    subs = list(subjects) if subjects is not None else list(range(1, spec["subjects"] + 1))
+    if isinstance(takes, bool) or not isinstance(takes, int) or takes < 1:
+        raise ValueError(f"takes must be an integer >= 1. Received: takes={takes!r}")
+    if not subs:
+        raise ValueError("subjects is empty")
+    combos = [(s, k) for s in subs for k in range(1, takes + 1)]
+    for s, k in combos:
+        _check_performance_args(set_name, s, k, fps, moves)
+
+    def sequences():
+        for i, (s, k) in enumerate(combos):
+            yield generate_performance(set_name, s, k, seed=seed, fps=fps, moves=moves, intrinsics=intrinsics,
+                                       background=background)
+            if progress:
+                progress(i, len(combos))
+
+    write_generic(out_dir, sequences(), class_names(set_name), intrinsics, fps=float(fps))
+    log.info("wrote %d %s performances to %s", len(combos), set_name, out_dir)
+    return len(combos)

@@ -24,6 +24,9 @@ class Sequence:
         episode: 1-based repetition id, None when unknown.
         intrinsics: the depth camera's intrinsics for ``depth_mm`` and for projecting joints.
         depth_valid: ``(frames,)`` bool, False for frames that are entirely zero (missing).
+        fps: frames per second of the recording (MSR-Action3D: 15).
+        frame_labels: ``(frames,)`` int64 class index per frame, -1 = no move (pause, transition, unknown);
+            None when the sequence has no per-frame labels (a clip: ``label`` holds its one class).
     """
 
     name: str
@@ -34,6 +37,8 @@ class Sequence:
     episode: int | None = None
     intrinsics: Intrinsics = KINECT_V1
     depth_valid: np.ndarray | None = None
+    fps: float = 15.0
+    frame_labels: np.ndarray | None = None
 
     def __post_init__(self):
         if self.depth_mm is not None and self.depth_valid is None:
