@@ -197,3 +197,15 @@ def test_skeleton_features_shape_and_velocity():
     assert f.shape == (4, CFG.skeleton_features)
     f6 = f.reshape(4, 20, 6)
     np.testing.assert_allclose(f6[1:, :, 3], 0.4, atol=1e-6)  # velocity * 4
+
+
+def test_round_to_crop_dtype_is_the_float16_conversion():
+    rng = np.random.default_rng(0)
+    for scale in (1e-6, 1e-4, 1e-2, 1.0, 100.0, 3e4):
+        x = (rng.standard_normal(50_000) * scale).astype(np.float32)
+        x = x[np.abs(x) < 65504]
+        x[:1000] = rng.integers(-4000, 4000, 1000).astype(np.float32) / np.float32(2**11)  # halfway cases
+        want = x.astype(np.float16).astype(np.float32)
+        got = pp.round_to_crop_dtype(x.copy())
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == np.float32

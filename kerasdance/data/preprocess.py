@@ -232,6 +232,25 @@ def joint_targets(joints_m: np.ndarray | None, crop: Crop, intrinsics: Intrinsic
     return np.where(mask[..., None], norm, 0.0).astype(np.float32), mask.astype(np.float32)
 
 
+def round_to_crop_dtype(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to the nearest ``CROP_DTYPE`` (float16) value, kept as float32 (in place when ``x`` is
+    a contiguous float32 array).
+
+    Equal to ``x.astype(np.float16).astype(np.float32)`` (round half to even) for values within float16's range,
+    about 4x faster on the device: the float32 mantissa is rounded to float16's 10 bits; the rare values below
+    float16's smallest normal number (2**-14), where float16 has fewer bits, take the slow conversion.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    tiny = np.abs(x) < np.float32(2.0**-14)
+    small = x[tiny].astype(np.float16).astype(np.float32) if tiny.any() else None
+    bits = x.view(np.uint32)
+    bits += np.uint32(0x0FFF) + ((bits >> np.uint32(13)) & np.uint32(1))
+    bits &= np.uint32(0xFFFFE000)
+    if small is not None:
+        x[tiny] = small
+    return x
+
+
 def window_indices(num_frames: int, cfg: DataConfig, start: float = 0.0, stop: float = 1.0) -> np.ndarray:
     """The ``cfg.frames`` frames of a ``num_frames``-frame sequence that make its window: evenly spaced over the
     share ``[start, stop]`` of the sequence (the whole of it outside training's temporal crop)."""
@@ -259,7 +278,7 @@ def make_window(frames: np.ndarray, indices: np.ndarray, cfg: DataConfig, crop: 
     if crop is None:
         x = np.asarray(frames)[np.asarray(indices, dtype=np.int64)].astype(CROP_DTYPE, copy=False)
     else:
-        x = crop_frames(frames, crop, cfg, index=indices).astype(CROP_DTYPE)
+        x = round_to_crop_dtype(crop_frames(frames, crop, cfg, index=indices))
     if transform is not None:
         x = transform(x)
     return add_motion(x, cfg, out=out)
