@@ -110,3 +110,17 @@ def test_eval_command_on_a_real_model(tiny_model, stream_data, tmp_path):  # noq
     for m in rep["modes"].values():
         assert m["frames"] == 6 * LEN and m["keypoint_frames_share"] == 1.0
         assert 0.0 <= m["move_accuracy_frames"] <= 1.0 and m["latency_ms_p50"] > 0
+
+
+def test_per_frame_labels_score_frame_by_frame(tmp_path):
+    """A continuous recording (per-frame labels, -1 between moves): the lag is measured inside the recording."""
+    labels = np.array([0] * 10 + [-1] * 2 + [1] * 12 + [2] * 12)
+    seqs = [Sequence("perf", person_depth(len(labels)), None, subject=2, frame_labels=labels),
+            Sequence("train0", person_depth(12), None, label=0, subject=1)]
+    write_generic(tmp_path, seqs, CLASS_NAMES, KINECT_V1)
+    model = _scripted_model(np.maximum(labels, 0))
+    m = evaluate_live(model, tmp_path, modes=("continuous",))["modes"]["continuous"]
+    assert m["frames"] == len(labels) and m["labelled_frames"] == len(labels) - 2
+    # 0 -> 1 after a pause: the model names frame n - 3, which is the pause (class 0 here) for the first 3 frames
+    assert m["move_changes"] == 2 and m["move_changes_missed"] == 0
+    assert m["lag_frames_median"] == DELAY and m["move_accuracy_at_end"] == 1.0
