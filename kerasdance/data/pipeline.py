@@ -152,7 +152,7 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
                 keep = np.flatnonzero(seq.depth_valid)
                 if keep.size == 0:
                     raise ValueError("every depth frame is empty")
-                stats = np.array([pp.frame_stats(f, cfg) for f in seq.depth_mm[keep]], np.float64)
+                stats = pp.sequence_stats(seq.depth_mm[keep], cfg)
                 crop = pp.crop_from_stats(stats, seq.intrinsics, cfg)
                 crops.append(pp.crop_frames(seq.depth_mm[keep], crop, cfg).astype(pp.CROP_DTYPE))
             else:

@@ -122,9 +122,14 @@ def crop_from_stats(stats: np.ndarray, intrinsics: Intrinsics, cfg: DataConfig) 
     return Crop(float(u), float(v), float(side), 0.0, float(z_m))
 
 
+def sequence_stats(depth_mm: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """``frame_stats`` of every frame of a ``(frames, H, W)`` depth sequence: ``(frames, 3)`` float64."""
+    return np.array([frame_stats(f, cfg) for f in depth_mm], np.float64).reshape(-1, 3)
+
+
 def find_crop(depth_mm: np.ndarray, intrinsics: Intrinsics, cfg: DataConfig) -> Crop:
     """One crop for a ``(frames, H, W)`` depth sequence (see ``frame_stats``)."""
-    return crop_from_stats(np.array([frame_stats(f, cfg) for f in depth_mm]), intrinsics, cfg)
+    return crop_from_stats(sequence_stats(depth_mm, cfg), intrinsics, cfg)
 
 
 def cell_centres(n: int) -> np.ndarray:
