@@ -58,6 +58,7 @@ class TrackResult(NamedTuple):
         latency_ms: from the frame's arrival to this result (queue wait included).
         state: ``"warmup"`` (key-points ready, the move not yet: the window is not full), ``"tracking"`` (both
             ready) or ``"no-person"`` (neither).
+        person: the performer's track ID when several people are tracked; None for the single-person tracker.
     """
 
     @property
@@ -75,6 +76,7 @@ class TrackResult(NamedTuple):
     confidence: float
     latency_ms: float
     state: str
+    person: int | None = None
 
 
 @dataclasses.dataclass
