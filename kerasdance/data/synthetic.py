@@ -622,23 +622,50 @@ def _travel(rng, t: np.ndarray, duration_s: float, x0: float) -> np.ndarray:
     return walk[i] * (1 - f) + walk[i + 1] * f
 
 
-def generate_performance(set_name: str, subject: int, take: int, seed: int = 0, fps: float = FPS, moves: int = 6,
-                         intrinsics: Intrinsics = KINECT_V1, background: bool = False) -> Sequence:
-    """One continuous take: ``moves`` moves of the set by one synthetic performer, with per-frame labels.
+@dataclasses.dataclass(frozen=True)
+class PerformanceMotion:
+    """The motion of one continuous take (``performance_motion``), before it is placed in front of a camera.
 
-    The performer is the clips' subject ``subject`` (body, distance, tempo, amplitude, handedness); the moves
-    come in a seeded random order (no move twice in a row), each rendered with the set's motion and the clips'
-    amplitude and style noise, chained by transitions and sometimes a pause, and the take starts and ends
-    standing (``performance_segments`` lists the segments). Motion is defined in seconds: at ``fps=30`` the
-    same take has twice the frames of ``fps=15``.
+    Attributes:
+        body_m: ``(frames, 20, 3)`` float64 joints in metres in a frame with y up and the performer facing -z
+            (the camera) turned by the take's yaw; the hip centre's rest position at the origin (travelling moves
+            and sway move it), noise-free.
+        drift_m: ``(frames,)`` the take's slow sideways drift in metres (add it to x).
+        x_m: the performer's spot, sideways (metres).
+        z_m: the performer's distance from the clips' camera (metres).
+        leg_m: hip-centre height above the floor at rest (metres; add it to y to stand on a floor at y = 0).
+        cam_height_m: the clips' camera height above the floor (metres).
+        girth: the body's girth factor for ``render_frame``.
+        frame_labels: ``(frames,)`` int64, the move's class during a move, -1 in transitions and pauses.
+        fps: frames per second.
+    """
 
-    Returns:
-        A ``Sequence`` named ``perf_sSS_tTT`` with ``depth_mm`` ``(F, H, W)`` uint16, ``joints_m`` ``(F, 20, 3)``
-        float32 camera metres (jitter, the odd NaN row), ``frame_labels`` ``(F,)`` int64 (the move's class during
-        a move, -1 in transitions and pauses), ``label`` None, ``subject``, ``episode`` = ``take`` and ``fps``.
+    body_m: np.ndarray
+    drift_m: np.ndarray
+    x_m: float
+    z_m: float
+    leg_m: float
+    cam_height_m: float
+    girth: float
+    frame_labels: np.ndarray
+    fps: float
+
+    def on_floor(self) -> np.ndarray:
+        """``(frames, 20, 3)`` joints in metres standing on a floor at y = 0, drift included, x/z around 0."""
+        j = self.body_m.copy()
+        j[..., 0] += self.drift_m[:, None]
+        j[..., 1] += self.leg_m
+        return j
+
+
+def performance_motion(set_name: str, subject: int, take: int, seed: int = 0, fps: float = FPS,
+                       moves: int = 6) -> PerformanceMotion:
+    """The noise-free motion of the take ``generate_performance`` renders (same arguments, same draws).
+
+    Used to place the same performers in other scenes (``kerasdance.data.scenes``).
 
     Raises:
-        ValueError: unknown set; subject, take or moves not an integer >= 1; fps not a positive finite number.
+        ValueError: as ``generate_performance``.
     """
     _check_performance_args(set_name, subject, take, fps, moves)
     fps = float(fps)
@@ -696,12 +723,38 @@ def generate_performance(set_name: str, subject: int, take: int, seed: int = 0, 
     body = _forward_kinematics(pose, subj["bones"])
     joints = np.einsum("nij,nkj->nki", _rot_y(yaw), body)
     leg = subj["bones"]["thigh"] + subj["bones"]["shin"] + 0.05
-    joints[..., 0] += x0 + drift[:, None]
-    joints[..., 1] += -subj["cam_height"] + leg
-    joints[..., 2] += z0
+    return PerformanceMotion(body_m=joints, drift_m=drift, x_m=float(x0), z_m=float(z0), leg_m=float(leg),
+                             cam_height_m=float(subj["cam_height"]), girth=float(subj["girth"]),
+                             frame_labels=labels, fps=fps)
+
+
+def generate_performance(set_name: str, subject: int, take: int, seed: int = 0, fps: float = FPS, moves: int = 6,
+                         intrinsics: Intrinsics = KINECT_V1, background: bool = False) -> Sequence:
+    """One continuous take: ``moves`` moves of the set by one synthetic performer, with per-frame labels.
+
+    The performer is the clips' subject ``subject`` (body, distance, tempo, amplitude, handedness); the moves
+    come in a seeded random order (no move twice in a row), each rendered with the set's motion and the clips'
+    amplitude and style noise, chained by transitions and sometimes a pause, and the take starts and ends
+    standing (``performance_segments`` lists the segments). Motion is defined in seconds: at ``fps=30`` the
+    same take has twice the frames of ``fps=15``.
+
+    Returns:
+        A ``Sequence`` named ``perf_sSS_tTT`` with ``depth_mm`` ``(F, H, W)`` uint16, ``joints_m`` ``(F, 20, 3)``
+        float32 camera metres (jitter, the odd NaN row), ``frame_labels`` ``(F,)`` int64 (the move's class during
+        a move, -1 in transitions and pauses), ``label`` None, ``subject``, ``episode`` = ``take`` and ``fps``.
+
+    Raises:
+        ValueError: unknown set; subject, take or moves not an integer >= 1; fps not a positive finite number.
+    """
+    motion = performance_motion(set_name, subject, take, seed, fps, moves)
+    fps, n, labels = motion.fps, len(motion.frame_labels), motion.frame_labels
+    joints = motion.body_m.copy()
+    joints[..., 0] += motion.x_m + motion.drift_m[:, None]
+    joints[..., 1] += -motion.cam_height_m + motion.leg_m
+    joints[..., 2] += motion.z_m
     rng = _performance_rng(set_name, subject, take, seed, 2)  # per-frame draws: these depend on the frame rate
-    depth = np.stack([_sensor(render_frame(f, intrinsics, subj["girth"]), rng, intrinsics, background,
-                              subj["cam_height"]) for f in joints])
+    depth = np.stack([_sensor(render_frame(f, intrinsics, motion.girth), rng, intrinsics, background,
+                              motion.cam_height_m) for f in joints])
     jitter = rng.normal(0, 0.012, joints.shape)
     jitter[:, [J.HAND_LEFT, J.HAND_RIGHT, J.FOOT_LEFT, J.FOOT_RIGHT, J.WRIST_LEFT, J.WRIST_RIGHT]] *= 2.0
     stored = (joints + jitter).astype(np.float32)
