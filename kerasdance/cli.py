@@ -245,7 +245,20 @@ def model_summary(config_file, input_mode, classes):
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="[16]")
 @click.option("--seed", type=int, default=None, help="Seeds data order, augmentation, init, dropout. [0]")
 @click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=None,
-              help="Hold out this share of training sequences to pick the best epoch. [0: keep the last]")
+              help="Hold out this share of training sequences (random, not subject-disjoint) to pick the best "
+                   "epoch. [0: keep the last]")
+@click.option("--val-subjects", default=None, metavar="IDS|auto",
+              help="Validate on these training subjects (comma-separated ids or sequence names, e.g. 5,9): they "
+                   "never train, keep their labels and pick the best epoch; `evaluate --split val` reads them. "
+                   "auto: a seeded ~1/5 of the training subjects (at least one), recorded in OUT/config.json. "
+                   "Make every choice (epochs, settings) on validation, and read the test split once. [none]")
+@click.option("--test-subjects", default=None, metavar="IDS",
+              help="Test on these subjects (comma-separated ids or sequence names) and train on the others, instead "
+                   "of the protocol's test subjects. [protocol]")
+@click.option("--split", "split_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help='A JSON file naming the splits: {"train": [1, 3, 5, 7], "val": [9], "test": [2, 4, 6, 8, 10]} '
+                   "(subject ids or sequence names; a missing key: train = the rest, val = none, test = the "
+                   "protocol's). Stored in OUT/config.json, so `evaluate` reads the same split.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default=None,
               help="tf.distribute strategy; multiworker reads TF_CONFIG. [default]")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -259,7 +272,7 @@ def model_summary(config_file, input_mode, classes):
 @friendly_errors
 def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_for_all, self_training,
           supervised_epochs, rounds, mirror, edge_cuts, live_windows, epochs, batch_size, seed, val_fraction,
-          strategy, config_file,
+          val_subjects, test_subjects, split_file, strategy, config_file,
           resume, init_from, cache_dir):
     """Train the LSTM-CNN with the custom loop (Dice-CE 3:1, OHEM, self-training)."""
     from kerasdance.config import RunConfig
@@ -275,6 +288,7 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
          "epochs": epochs,
          "batch_size": batch_size, "seed": seed,
          "validation_fraction": val_fraction, "strategy": strategy}
+    t.update(_split_options(val_subjects, test_subjects, split_file, val_fraction))
     cfg = cfg.replace(train={k: v for k, v in t.items() if v is not None},
                       model={"input_mode": input_mode} if input_mode else {})
     show_progress()
@@ -283,6 +297,38 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
     names = json.loads((run_dir / "classes.json").read_text())
     click.echo(format_report(metrics, names))
     click.echo(f"run saved in {run_dir}")
+
+
+def _members(text: str, option: str) -> tuple[int | str, ...]:
+    """``"5,9"`` -> ``(5, 9)``: subject ids, or sequence names where an entry is not a number."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise click.BadParameter(f"expected comma-separated subject ids or sequence names, e.g. 5,9. Received: "
+                                 f"{text!r}", param_hint=option)
+    return tuple(int(x) if x.lstrip("-").isdigit() else x for x in items)
+
+
+def _split_options(val_subjects, test_subjects, split_file, val_fraction) -> dict:
+    """``train --val-subjects/--test-subjects/--split`` -> ``TrainConfig`` fields."""
+    from kerasdance.data.splits import read_split_file
+
+    out = {}
+    if split_file is not None:
+        if test_subjects is not None:
+            raise click.UsageError("--split FILE names the test split: not with --test-subjects")
+        parts = read_split_file(split_file)
+        if "val" in parts and val_subjects is not None:
+            raise click.UsageError(f"{split_file} names the validation split: not with --val-subjects")
+        out = {f"{part}_subjects": members for part, members in parts.items()}
+    if val_subjects is not None:
+        if val_fraction:
+            raise click.UsageError("--val-subjects and --val-fraction are two ways to hold out a validation split: "
+                                   "use one (--val-subjects keeps it subject-disjoint)")
+        out["val_subjects"] = "auto" if val_subjects.strip().lower() == "auto" \
+            else _members(val_subjects, "--val-subjects")
+    if test_subjects is not None:
+        out["test_subjects"] = _members(test_subjects, "--test-subjects")
+    return out
 
 
 def default_cache_dir() -> Path:
@@ -307,18 +353,23 @@ flip_test_option = click.option(
               help="Dataset folder (default: the one the run was trained on).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write metrics as JSON.")
 @click.option("--confusion-png", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the confusion matrix as a PNG [RUN_DIR/confusion.png].")
+              help="Write the confusion matrix as a PNG [RUN_DIR/confusion.png; --split val: confusion_val.png].")
+@click.option("--split", "part", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="The run's test split, or its validation split (a run trained with --val-subjects or "
+                   "--val-fraction): compare settings on val, and read test once for the setting chosen.")
 @flip_test_option
 @friendly_errors
-def evaluate(run_dir, data_dir, json_out, confusion_png, flip_test):
-    """Evaluate a run on its protocol's test split: accuracy, per-class P/R/F1, MPJPE, mAP@10cm."""
+def evaluate(run_dir, data_dir, json_out, confusion_png, flip_test, part):
+    """Evaluate a run on its test split (the protocol's, or the custom split in its config) or its validation
+    split: accuracy, per-class P/R/F1, MPJPE, mAP@10cm."""
     from kerasdance.evaluate import confusion_png as write_png
     from kerasdance.evaluate import evaluate_run, format_report
 
-    metrics, names = evaluate_run(run_dir, data_dir, default_cache_dir(), flip_test)
+    metrics, names = evaluate_run(run_dir, data_dir, default_cache_dir(), flip_test, part)
     click.echo(format_report(metrics, names))
-    write_png(metrics["confusion"], names, confusion_png or run_dir / "confusion.png")
-    (run_dir / "confusion.txt").write_text(format_report(metrics, names) + "\n")
+    stem = "confusion" if part == "test" else f"confusion_{part}"
+    write_png(metrics["confusion"], names, confusion_png or run_dir / f"{stem}.png")
+    (run_dir / f"{stem}.txt").write_text(format_report(metrics, names) + "\n")
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2))
 

@@ -238,6 +238,17 @@ class TrainConfig(_Serialisable):
     validation_fraction: float = 0.0
     # Stop after this many epochs without a better validation accuracy; 0: never.
     early_stopping_patience: int = 0
+    # Subject-disjoint validation split: the training sequences of these subjects (subject ids, or sequence names)
+    # keep their labels, never train, and pick the best epoch and early stopping. "auto": a seeded choice of about
+    # 1/5 of the training subjects (at least one); a run's config.json records the ids chosen. (): none. Not with
+    # ``validation_fraction``.
+    val_subjects: tuple[int | str, ...] | str = ()
+    # Custom test split: these subjects (ids, or sequence names) are the test split, and the other sequences train;
+    # (): the protocol's test subjects. ``kerasdance train --test-subjects`` / ``--split FILE``.
+    test_subjects: tuple[int | str, ...] = ()
+    # Custom training split: only these subjects (ids, or sequence names) train; (): every sequence outside the test
+    # and validation splits. ``kerasdance train --split FILE``.
+    train_subjects: tuple[int | str, ...] = ()
     # tf.distribute strategy: "default", "mirrored" or "multiworker" (reads TF_CONFIG).
     strategy: str = "default"
 
@@ -272,10 +283,38 @@ class TrainConfig(_Serialisable):
                f"labelled_batch_share must be in [0, 1). Received: {self.labelled_batch_share!r}")
         _check(self.keypoint_consistency in ("all", "confident", "off"),
                f"keypoint_consistency must be all, confident or off. Received: {self.keypoint_consistency!r}")
+        _check_split_members(self)
         _check(
             self.strategy in ("default", "mirrored", "multiworker"),
             f"strategy must be default, mirrored or multiworker. Received: {self.strategy!r}",
         )
+
+
+def _check_split_members(t: TrainConfig) -> None:
+    """Check and normalise ``train_subjects``/``val_subjects``/``test_subjects`` (JSON lists -> tuples): subject
+    ids or sequence names, none in two of them, ``val_subjects`` not with ``validation_fraction``."""
+    parts = {}
+    for name in ("train_subjects", "val_subjects", "test_subjects"):
+        value = getattr(t, name)
+        if name == "val_subjects" and value == "auto":
+            continue
+        auto = ' (or "auto")' if name == "val_subjects" else ""
+        _check(isinstance(value, list | tuple),
+               f"{name} must be a list of subject ids or sequence names{auto}. Received: {name}={value!r}")
+        bad = [m for m in value if isinstance(m, bool) or not isinstance(m, int | str) or m == ""]
+        _check(not bad, f"{name}: each entry is a subject id (int) or a sequence name (str). Received: {bad!r}")
+        _check(len(set(value)) == len(value), f"{name} lists an entry twice. Received: {name}={list(value)!r}")
+        object.__setattr__(t, name, tuple(value))
+        parts[name] = set(value)
+    names = list(parts)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = sorted(parts[a] & parts[b], key=str)
+            _check(not both, f"{both!r} {'is' if len(both) == 1 else 'are'} in both {a} and {b}: a subject or "
+                             "sequence belongs to one split")
+    _check(not (t.val_subjects and t.validation_fraction > 0),
+           f"val_subjects and validation_fraction are two ways to hold out a validation split: use one. Received: "
+           f"val_subjects={t.val_subjects!r}, validation_fraction={t.validation_fraction!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,4 +381,5 @@ class RunConfig(_Serialisable):
 SAVED_RUN_ADDED_FIELDS = {"data": {"crop_supersample": 1},
                           "model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0,
                                     "keypoint_layers": 1},
-                          "train": {"distribution_alignment": False, "edge_cut_share": 0.0, "live_windows": False}}
+                          "train": {"distribution_alignment": False, "edge_cut_share": 0.0, "live_windows": False,
+                                    "val_subjects": (), "test_subjects": (), "train_subjects": ()}}

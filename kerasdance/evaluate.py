@@ -1,4 +1,4 @@
-"""Evaluation of a run on its protocol's test split: ``kerasdance evaluate RUN_DIR``."""
+"""Evaluation of a run on its test (or validation) split: ``kerasdance evaluate RUN_DIR [--split val]``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
 from kerasdance.data import preprocess as pp
-from kerasdance.data.splits import load_test_split
+from kerasdance.data.splits import load_split
 from kerasdance.inference import predict_prepared
 from kerasdance.metrics import confusion_matrix, keypoint_summary, per_class_prf
 from kerasdance.predict import check_flip_test, load_run
@@ -32,8 +32,8 @@ def predictions_to_camera(keypoints: np.ndarray, prepared: pipeline.Prepared, cf
 
 def window_frames(prepared: pipeline.Prepared, i: int, cfg: RunConfig) -> np.ndarray:
     """Frame indices (into ``prepared``'s frame arrays) of sequence ``i``'s evaluation window: the frames
-    ``preprocess.window_indices`` picks for the whole sequence, as the sampler does."""
-    span = prepared.frames_of(i)
+    ``preprocess.window_indices`` picks for the whole move (``clip_of``), as the sampler does."""
+    span = prepared.clip_of(i)
     return span.start + pp.window_indices(span.stop - span.start, cfg.data)
 
 
@@ -66,7 +66,8 @@ def evaluate_prepared(pred: dict[str, np.ndarray], prepared: pipeline.Prepared, 
 
 def format_report(metrics: dict, class_names: list[str]) -> str:
     """A readable text report: headline figures, per-class table and confusion matrix."""
-    lines = [f"test sequences: {metrics['n_test']}", f"accuracy:       {metrics['accuracy'] * 100:.1f}%"]
+    part = "validation" if metrics.get("split") == "val" else "test"
+    lines = [f"{part} sequences: {metrics['n_test']}", f"accuracy:       {metrics['accuracy'] * 100:.1f}%"]
     if np.isfinite(metrics.get("mpjpe_mm", float("nan"))):
         flip = " with the flip test" if metrics.get("flip_test") else ""
         lines += [f"MPJPE:          {metrics['mpjpe_mm']:.1f} mm "
@@ -107,24 +108,27 @@ def confusion_png(cm: np.ndarray, class_names: list[str], path: str | Path, cell
     img.save(path)
 
 
-def evaluate_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False) -> tuple[dict, list[str]]:
-    """Evaluate ``RUN_DIR/model.keras`` on the test split of the run's protocol.
+def evaluate_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False,
+                 part: str = "test") -> tuple[dict, list[str]]:
+    """Evaluate ``RUN_DIR/model.keras`` on the run's test split (protocol or custom subjects, as in its config), or
+    on its validation split.
 
     Args:
         run_dir: a finished (or partly trained) run folder.
         data_dir: the dataset; defaults to the one recorded in ``RUN_DIR/data.json``.
         flip_test: key-points averaged with the mirrored window's (see ``inference.predict_windows``); recorded in
             the metrics as ``flip_test``.
+        part: ``"test"`` or ``"val"`` (``splits.load_split``); recorded in the metrics as ``split``.
     """
-    pred, test, cfg, class_names = predict_run(run_dir, data_dir, cache_dir, flip_test)
-    return {**evaluate_prepared(pred, test, cfg), "flip_test": flip_test}, class_names
+    pred, test, cfg, class_names = predict_run(run_dir, data_dir, cache_dir, flip_test, part)
+    return {**evaluate_prepared(pred, test, cfg), "flip_test": flip_test, "split": part}, class_names
 
 
-def predict_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False):
-    """``RUN_DIR/model.keras``'s outputs on the test split of the run's protocol (see ``evaluate_run``).
+def predict_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False, part: str = "test"):
+    """``RUN_DIR/model.keras``'s outputs on the run's test (or ``part``) split (see ``evaluate_run``).
 
     Returns:
-        ``(predictions {"logits", "keypoints"?}, the prepared test split, the run's config, class names)``.
+        ``(predictions {"logits", "keypoints"?}, the prepared split, the run's config, class names)``.
     """
     run_dir = Path(run_dir)
     cfg, _, model = load_run(run_dir)
@@ -135,5 +139,5 @@ def predict_run(run_dir, data_dir=None, cache_dir=None, flip_test: bool = False)
         if not info.exists():
             raise FileNotFoundError(f"{run_dir} does not record its data folder: pass --data DIR")
         data_dir = json.loads(info.read_text())["data_dir"]
-    test, class_names = load_test_split(data_dir, cfg, cache_dir)
+    test, class_names = load_split(data_dir, cfg, part, cache_dir)
     return predict_prepared(model, test, cfg, flip_test=flip_test), test, cfg, class_names

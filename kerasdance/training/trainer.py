@@ -27,7 +27,7 @@ import numpy as np
 from kerasdance.config import RunConfig
 from kerasdance.data import pipeline
 from kerasdance.data.pipeline import Augment, WindowSampler, training_augment
-from kerasdance.data.splits import TrainData, load_train_data
+from kerasdance.data.splits import TrainData, load_train_data, split_record
 from kerasdance.errors import KerasdanceError
 from kerasdance.evaluate import evaluate_prepared
 from kerasdance.inference import predict_prepared
@@ -418,7 +418,9 @@ def _train(s: _Session, run_dir: Path, cfg: RunConfig, resume: bool, init_from=N
         t = cfg.train
     run_dir.mkdir(parents=True, exist_ok=True)
     data, test = load_train_data(s.data_dir, cfg, s.cache_dir)
-    cfg = cfg.replace(model={"num_classes": len(data.class_names)})
+    # val_subjects="auto" is recorded as the subjects it chose, so that `evaluate --split val` reads the same ones
+    cfg = cfg.replace(model={"num_classes": len(data.class_names)},
+                      train={"val_subjects": data.val_subjects} if t.val_subjects else {})
     cfg.save(run_dir / "config.json")
     (run_dir / "classes.json").write_text(json.dumps(data.class_names))
     (run_dir / "data.json").write_text(json.dumps({"data_dir": str(Path(s.data_dir).resolve())}))
@@ -490,7 +492,11 @@ def _train(s: _Session, run_dir: Path, cfg: RunConfig, resume: bool, init_from=N
     metrics = evaluate_prepared(predict_prepared(model, test, cfg), test, cfg)
     metrics.update(best_epoch=best["epoch"] + 1, epochs_run=len(history),
                    train_time_s=float(sum(h.get("epoch_time_s", 0.0) for h in history)),
-                   n_train=len(data.train), n_labelled=int((data.train.labels >= 0).sum()))
+                   n_train=len(data.train), n_labelled=int((data.train.labels >= 0).sum()),
+                   split=split_record(cfg.train))
+    if data.val is not None:  # the kept model on the validation split: what settings are compared on
+        vm = evaluate_prepared(predict_prepared(model, data.val, cfg), data.val, cfg)
+        metrics["val"] = {"n": vm["n_test"], **{k: vm[k] for k in ("accuracy", "mpjpe_mm", "mpjpe_rel_mm", "map_10cm")}}
     _atomic_write(run_dir / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
     return metrics
 
