@@ -73,3 +73,10 @@ class Intrinsics:
 
 #: The Kinect v1 depth camera at 320x240 as used by MSR-Action3D.
 KINECT_V1 = Intrinsics()
+
+#: An Intel RealSense D435 depth stream at 848x480 (its best depth resolution at 30 fps). The datasheet gives a depth
+#: field of view of 87 x 58 degrees (+-3); fx = fy = 425 is a typical factory calibration (each unit differs: read
+#: yours with ``rs-enumerate-devices -c``), giving 90 x 59 degrees.
+D435_848X480 = Intrinsics(fx=425.0, fy=425.0, cx=424.0, cy=240.0, width=848, height=480)
+#: The D435 depth stream at 640x480; fx = fy = 385 is a typical factory calibration (a guess for any given unit).
+D435_640X480 = Intrinsics(fx=385.0, fy=385.0, cx=320.0, cy=240.0, width=640, height=480)
