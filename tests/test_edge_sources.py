@@ -1,9 +1,11 @@
-"""Depth sources: recordings (.bin written by hand, .npz), synthetic dancers, RealSense through a fake driver."""
+"""Depth sources: recordings (.bin by hand, .npz), synthetic dancers, RealSense and OAK-D through fake drivers."""
 
+import datetime
 import json
 import struct
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -11,7 +13,15 @@ from edge_fixtures import FakeRealSense, person_depth, write_bin
 
 from kerasdance.camera import KINECT_V1, Intrinsics
 from kerasdance.errors import DataFormatError
-from kerasdance_edge.sources import DepthSource, Frame, RealSenseSource, RecordingSource, SourceError, resample_nearest
+from kerasdance_edge.sources import (
+    DepthSource,
+    Frame,
+    OakDSource,
+    RealSenseSource,
+    RecordingSource,
+    SourceError,
+    resample_nearest,
+)
 
 
 def test_msr_bin_recording(tmp_path):
@@ -179,3 +189,253 @@ def test_synthetic_source_chains_sequences(monkeypatch):
     looping = SyntheticSource("dance11", loop=True)
     with looping:
         assert len(_take(looping, 40)) == 40  # goes on past the last class
+
+
+# --- OAK-D through a fake depthai (the v3 API names: Pipeline(device), node.Camera.build, StereoDepth.build, ...) ---
+class FakeDepthAI(types.ModuleType):
+    """A module-like stand-in for ``depthai`` 3: an OAK-D whose depth queue delivers ``person_depth`` frames.
+
+    ``unplug_after``: after this many delivered frames the queue raises ``MessageQueue.QueueException`` (as a
+    closed queue does) and ``dai.Device()`` fails ``failed_starts`` times (RuntimeError) before the camera is back.
+    ``with_transformation``: frames carry a valid ``ImgTransformation`` (else the calibration is used).
+    """
+
+    K_FRAME = ((500.0, 0.0, 320.0), (0.0, 501.0, 241.0), (0.0, 0.0, 1.0))
+    K_CALIB = ((450.0, 0.0, 322.0), (0.0, 451.0, 238.0), (0.0, 0.0, 1.0))
+
+    def __init__(self, unplug_after=None, failed_starts=0, with_transformation=True, platform="RVC2"):
+        super().__init__("depthai")
+        self.__version__ = "3.12.0"
+        self.unplug_after, self.failed_starts = unplug_after, failed_starts
+        self.with_transformation = with_transformation
+        self.delivered, self.devices, self.closed_devices, self.stopped = 0, [], 0, 0
+        self.unplugged = False
+        self.calls: list = []
+        self.frames_mm: np.ndarray | None = None
+        fake = self
+
+        class QueueException(Exception):
+            pass
+
+        self.MessageQueue = type("MessageQueue", (), {"QueueException": QueueException})
+        self.CameraBoardSocket = types.SimpleNamespace(CAM_A="CAM_A", CAM_B="CAM_B", CAM_C="CAM_C")
+        self.Platform = types.SimpleNamespace(RVC2="RVC2", RVC4="RVC4")
+        self.StereoDepthConfig = types.SimpleNamespace(AlgorithmControl=types.SimpleNamespace(
+            DepthAlign=types.SimpleNamespace(RECTIFIED_LEFT="RECTIFIED_LEFT", CENTER="CENTER")))
+
+        class DeviceInfo:
+            def __init__(self, name):
+                self.name = name
+
+        class Device:
+            def __init__(self, info=None):
+                if fake.unplugged and fake.failed_starts > 0:
+                    fake.failed_starts -= 1
+                    raise RuntimeError("No available devices")
+                fake.unplugged = False
+                fake.devices.append(info.name if info is not None else None)
+
+            def setMaxReconnectionAttempts(self, n):
+                fake.calls.append(("max_reconnection_attempts", n))
+
+            def getPlatform(self):
+                return platform
+
+            def readCalibration(self):
+                def intrinsics(socket, w, h):
+                    fake.calls.append(("calibration", socket, w, h))
+                    return [list(r) for r in FakeDepthAI.K_CALIB]
+
+                return types.SimpleNamespace(getCameraIntrinsics=intrinsics)
+
+            def close(self):
+                fake.closed_devices += 1
+
+        class Output:
+            def __init__(self, name):
+                self.name = name
+
+            def link(self, other):
+                fake.calls.append(("link", self.name, other))
+
+            def createOutputQueue(self, maxSize=16, blocking=False):
+                fake.calls.append(("queue", self.name, maxSize, blocking))
+                return Queue(self.name)
+
+        class Camera:
+            def build(self, socket, sensorFps=None):
+                self.socket = socket
+                fake.calls.append(("camera", socket, sensorFps))
+                return self
+
+            def requestOutput(self, size, fps=None):
+                fake.calls.append(("output", self.socket, tuple(size), fps))
+                return Output(f"{self.socket}.out")
+
+        class StereoDepth:
+            inputAlignTo = "stereo.inputAlignTo"
+
+            def __init__(self):
+                self.depth = Output("stereo.depth")
+
+            def build(self, left, right):
+                fake.calls.append(("stereo", left.name, right.name))
+                return self
+
+            def setLeftRightCheck(self, on):
+                fake.calls.append(("lr_check", on))
+
+            def setDepthAlign(self, align):
+                fake.calls.append(("depth_align", align))
+
+        class ImageAlign:
+            input, inputAlignTo = "align.input", "align.inputAlignTo"
+
+            def __init__(self):
+                self.outputAligned = Output("align.outputAligned")
+
+        self.node = types.SimpleNamespace(Camera=Camera, StereoDepth=StereoDepth, ImageAlign=ImageAlign)
+
+        class Pipeline:
+            def __init__(self, device):
+                self.device = device
+
+            def create(self, kind):
+                return kind()
+
+            def start(self):
+                fake.calls.append(("start",))
+
+            def stop(self):
+                fake.stopped += 1
+
+        class Queue:
+            def __init__(self, name):
+                self.name = name
+
+            def get(self, timeout):
+                assert isinstance(timeout, datetime.timedelta)
+                if fake.unplug_after is not None and fake.delivered == fake.unplug_after and not fake.unplugged:
+                    fake.unplugged, fake.unplug_after = True, None
+                if fake.unplugged:
+                    raise QueueException("MessageQueue was closed")
+                k = fake.delivered
+                fake.delivered += 1
+                return ImgFrame(fake.frames_mm[k % len(fake.frames_mm)], k)
+
+        class ImgFrame:
+            def __init__(self, depth, k):
+                self.depth, self.k = depth, k
+
+            def getFrame(self):
+                return self.depth
+
+            def getSequenceNum(self):
+                return 500 + self.k
+
+            def getTimestamp(self):
+                return datetime.timedelta(milliseconds=1000 + 33 * self.k)
+
+            def getTransformation(self):
+                h, w = self.depth.shape
+                return types.SimpleNamespace(isValid=lambda: fake.with_transformation, getSize=lambda: (w, h),
+                                             getIntrinsicMatrix=lambda: [list(r) for r in FakeDepthAI.K_FRAME])
+
+        self.DeviceInfo, self.Device, self.Pipeline = DeviceInfo, Device, Pipeline
+
+
+@pytest.fixture
+def fake_dai(monkeypatch):
+    def install(height=480, width=640, **kwargs):
+        fake = FakeDepthAI(**kwargs)
+        fake.frames_mm = person_depth(4, height, width)
+        monkeypatch.setitem(sys.modules, "depthai", fake)
+        return fake
+
+    return install
+
+
+def test_oakd_rgb_aligned_depth_intrinsics_from_the_frame_and_resampling(fake_dai):
+    fake = fake_dai()
+    with OakDSource(target=KINECT_V1, device_id="1844301011B546F500") as src:
+        frames = _take(src, 3)
+        assert src.live
+    assert fake.devices == ["1844301011B546F500"]
+    # The v3 pipeline: mono pair at 640x400 into StereoDepth, left-right check, depth aligned to a 640x480 CAM_A output.
+    assert ("output", "CAM_B", (640, 400), 30.0) in fake.calls and ("output", "CAM_C", (640, 400), 30.0) in fake.calls
+    assert ("stereo", "CAM_B.out", "CAM_C.out") in fake.calls and ("lr_check", True) in fake.calls
+    assert ("output", "CAM_A", (640, 480), 30.0) in fake.calls
+    assert ("link", "CAM_A.out", "stereo.inputAlignTo") in fake.calls
+    assert ("queue", "stereo.depth", 4, False) in fake.calls and ("max_reconnection_attempts", 0) in fake.calls
+    native = Intrinsics(500.0, 501.0, 320.0, 241.0, 640, 480)
+    assert src.native_intrinsics == native and src.intrinsics == native.scaled(320, 240)
+    assert not any(c[0] == "calibration" for c in fake.calls)
+    for k, f in enumerate(frames):
+        assert f.depth_mm.shape == (240, 320) and f.depth_mm.dtype == np.uint16
+        np.testing.assert_array_equal(f.depth_mm, resample_nearest(fake.frames_mm[k], 240, 320))
+        assert f.timestamp_us == (1000 + 33 * k) * 1000
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert fake.stopped == 1 and fake.closed_devices == 1  # released on exit
+
+
+def test_oakd_left_aligned_intrinsics_from_the_calibration(fake_dai):
+    fake = fake_dai(height=400, width=640, with_transformation=False)
+    with OakDSource(640, 400, fps=15, align="left") as src:
+        (frame,) = _take(src, 1)
+    assert fake.devices == [None]  # the first OAK found
+    assert ("output", "CAM_B", (640, 400), 15.0) in fake.calls
+    assert ("depth_align", "RECTIFIED_LEFT") in fake.calls
+    assert not any(c[0] == "camera" and c[1] == "CAM_A" for c in fake.calls)  # no colour camera needed
+    assert ("calibration", "CAM_B", 640, 400) in fake.calls
+    assert src.intrinsics == Intrinsics(450.0, 451.0, 322.0, 238.0, 640, 400)
+    np.testing.assert_array_equal(frame.depth_mm, fake.frames_mm[0])
+    assert not np.shares_memory(frame.depth_mm, fake.frames_mm[0])
+
+
+def test_oakd_rvc4_aligns_with_an_image_align_node(fake_dai):
+    fake = fake_dai(platform="RVC4")
+    with OakDSource() as src:
+        _take(src, 1)
+    assert ("link", "stereo.depth", "align.input") in fake.calls
+    assert ("link", "CAM_A.out", "align.inputAlignTo") in fake.calls
+    assert ("queue", "align.outputAligned", 4, False) in fake.calls
+
+
+def test_oakd_unplug_and_replug_reconnects_with_backoff(fake_dai, caplog):
+    fake = fake_dai(unplug_after=4, failed_starts=2)
+    with OakDSource(backoff_s=0.001, max_backoff_s=0.004) as src:
+        frames = _take(src, 10)
+    assert src.reconnects == 1
+    assert len(fake.devices) == 2  # the first device, then the one found again after two failed attempts
+    idx = [f.index for f in frames]
+    assert idx == sorted(set(idx)) and len(idx) == 10  # indices keep increasing across the reconnection
+    assert any("OAK-D camera lost" in r.getMessage() for r in caplog.records)
+    assert any("reconnected" in r.getMessage() for r in caplog.records)
+
+
+def test_oakd_gives_up_after_reconnect_timeout(fake_dai):
+    fake_dai(unplug_after=1, failed_starts=10**6)
+    with OakDSource(backoff_s=0.001, max_backoff_s=0.002, reconnect_timeout_s=0.05) as src:
+        with pytest.raises(SourceError, match="OAK-D camera did not come back"):
+            _take(src, 5)
+
+
+def test_oakd_errors_say_what_to_do(fake_dai, monkeypatch):
+    monkeypatch.setitem(sys.modules, "depthai", None)
+    with pytest.raises(SourceError, match=r"pip install kerasdance\[oakd\]"):
+        with OakDSource():
+            pass
+    monkeypatch.setitem(sys.modules, "depthai", types.SimpleNamespace(__version__="2.24.0", node=types.SimpleNamespace(
+        MonoCamera=object, StereoDepth=object)))
+    with pytest.raises(SourceError, match="depthai 3 API.*2.24.0"):
+        with OakDSource():
+            pass
+    fake = fake_dai(unplug_after=0, failed_starts=1)
+    fake.unplugged = True  # no camera plugged in at all
+    with pytest.raises(SourceError, match="cannot open the OAK-D camera: No available devices"):
+        with OakDSource():
+            pass
+    with pytest.raises(ValueError, match="align must be one of"):
+        OakDSource(align="right")
+    with pytest.raises(SourceError, match="needs an open source"):
+        next(OakDSource().frames())
