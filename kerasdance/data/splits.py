@@ -83,9 +83,9 @@ def split(refs: Iterable[SequenceRef], protocol: str, class_names: Iterable[str]
 
     Raises:
         ValueError: unknown protocol, an AS protocol on a dataset without the MSR classes, a subject or sequence
-            that the data does not have (the message lists those it has) or that is in two splits, a split that
-            is empty, a validation subject among the protocol's test subjects, ``"auto"`` with fewer than two
-            training subjects.
+            that the data does not have (the message lists those it has) or that is in two splits, a named
+            split without a sequence, a validation subject among the test subjects, ``"auto"`` with fewer than
+            two training subjects.
     """
     refs = list(refs)
     class_names = tuple(class_names)
@@ -136,7 +136,7 @@ def split(refs: Iterable[SequenceRef], protocol: str, class_names: Iterable[str]
     train_refs = [r for r in rest if in_train(r)] if given["train"] else rest
     for part, chosen, members in (("train", train_refs, given["train"]), ("val", val_refs, val_members),
                                   ("test", test_refs, given["test"])):
-        if not chosen and (members or part == "train"):
+        if not chosen and members:
             what = f"{part} ({', '.join(map(str, members))})" if members else part
             raise ValueError(f"the {what} split has no sequence"
                              + (f" of the {key} protocol's classes" if key in _ACTION_SETS else ""))
@@ -360,6 +360,11 @@ def load_train_data(data_dir, cfg: RunConfig, cache_dir=None, progress=None) -> 
     t = cfg.train
     ds = Dataset.open(data_dir)
     sp = run_split(ds.refs, ds.class_names, t)
+    if not sp.train:
+        subjects = sorted({r.subject for r in ds.refs if r.subject is not None})
+        raise ValueError(f"{data_dir}: no training sequence under protocol {t.protocol!r} (the data's subjects: "
+                         f"{', '.join(map(str, subjects)) or 'none'}): name the test subjects (--test-subjects) or "
+                         "the splits (--split FILE)")
     with_depth = cfg.model.input_mode == "depth"
     train = prepare(ds, sp.train, cfg.data, cache_dir, with_depth, progress)
     test = prepare(ds, sp.test, cfg.data, cache_dir, with_depth, progress)
