@@ -3,6 +3,7 @@
 Examples::
 
     kerasdance-edge track --model model.tflite --source realsense --osc 127.0.0.1:9000 --ws 8765
+    kerasdance-edge track --model model.tflite --source realsense --web 8080 --web-host 0.0.0.0
     kerasdance-edge track --model model.tflite --source a01_s01_e01_sdepth.bin --fast --jsonl -
     kerasdance-edge bench --model model.tflite --frames 300 --json
     kerasdance-edge eval --model model.tflite --data data/msr20 --json live.json
@@ -106,6 +107,11 @@ def main(verbose: int) -> None:
 @click.option("--ws", "ws_port", default=None, type=click.IntRange(0, 65535), metavar="PORT",
               help="Serve JSON per frame to WebSocket clients on this port.")
 @click.option("--ws-host", default="127.0.0.1", show_default=True, help="Interface for --ws.")
+@click.option("--web", "web_port", default=None, type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve a live view on this port: open http://HOST:PORT/ in a browser (depth image, 3-D skeleton, "
+                   "move, state, frames/s, latency, faults).")
+@click.option("--web-host", default="127.0.0.1", show_default=True,
+              help="Interface for --web (0.0.0.0: watch from another computer on the network).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
 @click.option("--realtime/--fast", default=True, show_default=True,
               help="Replay recordings / synthetic frames at their frame rate, or as fast as possible.")
@@ -114,14 +120,14 @@ def main(verbose: int) -> None:
 @click.option("--window-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Time span the model sees (default T / 15 s, as in training).")
 @flip_test_option
-def track(model_path, source_spec, osc, jsonl, ws_port, ws_host, max_frames, realtime, threads, smooth,
-          window_seconds, flip_test) -> None:
+def track(model_path, source_spec, osc, jsonl, ws_port, ws_host, web_port, web_host, max_frames, realtime, threads,
+          smooth, window_seconds, flip_test) -> None:
     """Track a dancer and stream joints and moves (live status on stderr about once a second)."""
     from kerasdance_edge.sinks import JsonlSink, OscSink, WebSocketSink
     from kerasdance_edge.smoothing import OneEuroFilter
     from kerasdance_edge.tracker import Tracker, run
 
-    sinks = []
+    sinks, web = [], None
     try:
         model = _load_model(model_path, threads, flip_test)
         source = make_source(source_spec, model, realtime)
@@ -136,8 +142,17 @@ def track(model_path, source_spec, osc, jsonl, ws_port, ws_host, max_frames, rea
         if ws_port is not None:
             sinks.append(WebSocketSink(ws_port, host=ws_host, joint_names=names))
             click.echo(f"WebSocket: ws://{ws_host}:{sinks[-1].port}", err=True)
+        if web_port is not None:
+            from kerasdance_edge.webview import LiveView
+
+            web = LiveView(web_port, host=web_host, joint_names=names)
+            sinks.append(web)
+            source = web.tap(source)  # its frames become the page's depth image
+            anywhere = web_host in ("0.0.0.0", "::", "")
+            click.echo(f"live view: {web.url}" + (f" (from another computer: http://DEVICE-ADDRESS:{web.port}/)"
+                                                  if anywhere else ""), err=True)
         if not sinks:
-            click.echo("no sink (--jsonl, --osc, --ws): results are only counted", err=True)
+            click.echo("no sink (--jsonl, --osc, --ws, --web): results are only counted", err=True)
     except EXPECTED_ERRORS as e:
         for s in sinks:
             s.close()
@@ -146,6 +161,8 @@ def track(model_path, source_spec, osc, jsonl, ws_port, ws_host, max_frames, rea
     last = [time.perf_counter()]
 
     def status(result, stats):
+        if web is not None:
+            web.observe(stats)
         now = time.perf_counter()
         if now - last[0] < 1.0:
             return
