@@ -32,13 +32,14 @@ import numpy as np
 from kerasdance.camera import Intrinsics
 from kerasdance.config import DataConfig
 from kerasdance.data import preprocess as pp
+from kerasdance.data.dataset import DEFAULT_FPS
 from kerasdance.skeleton import MIRROR, NUM_JOINTS, mirror_joints
 
 log = logging.getLogger("kerasdance.data")
 
 #: Bumped when ``prepare``'s output for the same files changes (2: skeleton-only sequences whose every joint row
-#: is invalid are skipped; 3: per-frame person statistics).
-CACHE_VERSION = 3
+#: is invalid are skipped; 3: per-frame person statistics; 4: continuous recordings cut into moves with context).
+CACHE_VERSION = 4
 
 
 @dataclasses.dataclass
@@ -57,6 +58,10 @@ class Prepared:
         frame_stats: ``(total_frames, 3)`` float32 where the person is in each frame (``preprocess.FrameStats``:
             u, v pixels and depth in mm; NaN where nobody was found, and in skeleton mode): what the live
             tracker's per-window crop is made of.
+        anchors: ``(n,)`` int64 frames of context before the labelled move inside each sequence's frames: 0 for a
+            clip; for a move cut from a continuous recording (``move_pieces``), the frames the live tracker had
+            seen before the move began (the previous move, the transition). ``clip_of(i)`` is the move itself.
+        fps: ``(n,)`` float64 frames per second of each sequence's recording.
     """
 
     names: list[str]
@@ -70,12 +75,29 @@ class Prepared:
     crop_params: np.ndarray
     intrinsics: np.ndarray
     frame_stats: np.ndarray
+    anchors: np.ndarray | None = None
+    fps: np.ndarray | None = None
+
+    def __post_init__(self):
+        n = len(self.names)
+        self.anchors = np.zeros(n, np.int64) if self.anchors is None else np.asarray(self.anchors, np.int64)
+        self.fps = np.full(n, DEFAULT_FPS) if self.fps is None else np.asarray(self.fps, np.float64)
 
     def __len__(self) -> int:
         return len(self.names)
 
     def frames_of(self, i: int) -> slice:
+        """Sequence ``i``'s frames, context before its move included."""
         return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    def clip_of(self, i: int) -> slice:
+        """Sequence ``i``'s labelled move: its frames from its anchor on (all of them for a clip)."""
+        return slice(int(self.offsets[i] + self.anchors[i]), int(self.offsets[i + 1]))
+
+    def live_span(self, i: int, cfg: DataConfig) -> int:
+        """Frames of sequence ``i`` that the live tracker's window spans: ``T`` frames at the training rate
+        (``DEFAULT_FPS``), i.e. ``T / DEFAULT_FPS`` seconds at the sequence's own frame rate."""
+        return max(2, int(round(cfg.frames / DEFAULT_FPS * float(self.fps[i]))))
 
     def camera(self, i: int) -> Intrinsics:
         """Sequence ``i``'s camera (its ``intrinsics`` row)."""
@@ -100,6 +122,8 @@ class Prepared:
             crop_params=self.crop_params[idx],
             intrinsics=self.intrinsics[idx],
             frame_stats=self.frame_stats[frames],
+            anchors=self.anchors[idx],
+            fps=self.fps[idx],
         )
 
 
@@ -139,33 +163,28 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
             log.info("loaded preprocessed cache %s", cache)
             return Prepared(names=[str(n) for n in d.pop("names")], **d)
     S = cfg.crop_size
-    names, labels, subjects, lengths = [], [], [], []
+    names, labels, subjects, lengths, anchors, rates = [], [], [], [], [], []
     crops, jn, jmask, jm, cparams, intr, fstats = [], [], [], [], [], [], []
-    for i, ref in enumerate(refs):
-        if progress:
-            progress(i, len(refs))
-        seq = dataset.load(ref)
-        try:
-            if with_depth:
-                if seq.depth_mm is None:
-                    raise ValueError("it has no depth file")
-                keep = np.flatnonzero(seq.depth_valid)
-                if keep.size == 0:
-                    raise ValueError("every depth frame is empty")
-                stats = pp.sequence_stats(seq.depth_mm[keep], cfg)
-                crop = pp.crop_from_stats(stats, seq.intrinsics, cfg)
-                crops.append(pp.crop_frames(seq.depth_mm[keep], crop, cfg).astype(pp.CROP_DTYPE))
-            else:
-                if seq.joints_m is None:
-                    raise ValueError("it has no skeleton file")
-                if not np.isfinite(seq.joints_m).any():
-                    raise ValueError("every joint row of its skeleton file is invalid")
-                keep = np.arange(len(seq.joints_m))
-                crop = pp.Crop(seq.intrinsics.cx, seq.intrinsics.cy, 1.0, 0.0, 1.0)
-                stats = np.full((keep.size, 3), np.nan)
-        except ValueError as e:
-            log.warning("skipping %s: %s", ref.name, e)
-            continue
+
+    def add(seq, name: str, label, subject, frames: np.ndarray, anchor_frame: int) -> None:
+        """Prepare frames ``frames`` of ``seq`` as one sequence (its move starts at frame ``anchor_frame``)."""
+        if with_depth:
+            if seq.depth_mm is None:
+                raise ValueError("it has no depth file")
+            keep = frames[seq.depth_valid[frames]]
+            if keep.size == 0:
+                raise ValueError("every depth frame is empty")
+            stats = pp.sequence_stats(seq.depth_mm[keep], cfg)
+            crop = pp.crop_from_stats(stats, seq.intrinsics, cfg)
+            crops.append(pp.crop_frames(seq.depth_mm[keep], crop, cfg).astype(pp.CROP_DTYPE))
+        else:
+            if seq.joints_m is None:
+                raise ValueError("it has no skeleton file")
+            if not np.isfinite(seq.joints_m[np.minimum(frames, len(seq.joints_m) - 1)]).any():
+                raise ValueError("every joint row of its skeleton file is invalid")
+            keep = frames
+            crop = pp.Crop(seq.intrinsics.cx, seq.intrinsics.cy, 1.0, 0.0, 1.0)
+            stats = np.full((keep.size, 3), np.nan)
         if seq.joints_m is not None:
             joints = np.asarray(seq.joints_m, np.float32)[np.minimum(keep, len(seq.joints_m) - 1)]
         else:
@@ -173,10 +192,12 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
         norm, mask = pp.joint_targets(joints, crop, seq.intrinsics, cfg, keep.size)
         if not with_depth:
             mask[:] = 0.0
-        names.append(ref.name)
-        labels.append(-1 if ref.label is None else int(ref.label))
-        subjects.append(-1 if ref.subject is None else int(ref.subject))
+        names.append(name)
+        labels.append(-1 if label is None else int(label))
+        subjects.append(-1 if subject is None else int(subject))
         lengths.append(keep.size)
+        anchors.append(min(int(np.searchsorted(keep, anchor_frame)), keep.size - 1))
+        rates.append(float(seq.fps))
         jn.append(norm)
         jmask.append(mask)
         jm.append(joints)
@@ -184,6 +205,25 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
         fstats.append(stats.astype(np.float32))
         it = seq.intrinsics
         intr.append([it.fx, it.fy, it.cx, it.cy, it.width, it.height])
+
+    for i, ref in enumerate(refs):
+        if progress:
+            progress(i, len(refs))
+        seq = dataset.load(ref)
+        n = seq.num_frames
+        per_frame = getattr(seq, "frame_labels", None)
+        if per_frame is None:
+            pieces = [(ref.name, ref.label, 0, 0, n)]
+        else:
+            context = max(2, int(round(cfg.frames / DEFAULT_FPS * float(seq.fps)))) - 1
+            pieces = [(f"{ref.name}@{m}", lab, a, m, e) for a, m, e, lab in move_pieces(per_frame, context)]
+            if not pieces:
+                log.warning("skipping %s: no frame carries a move label", ref.name)
+        for name, label, a, m, e in pieces:
+            try:
+                add(seq, name, label, ref.subject, np.arange(a, e), m)
+            except ValueError as err:
+                log.warning("skipping %s: %s", name, err)
     if not names:
         raise ValueError("no usable sequence: every one was skipped (see the warnings above)")
     out = Prepared(
@@ -198,6 +238,8 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
         crop_params=np.asarray(cparams, np.float64),
         intrinsics=np.asarray(intr, np.float64),
         frame_stats=np.concatenate(fstats),
+        anchors=np.asarray(anchors, np.int64),
+        fps=np.asarray(rates, np.float64),
     )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +247,27 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
         np.savez(tmp, **{k: v for k, v in dataclasses.asdict(out).items()})
         os.replace(tmp, cache)
     return out
+
+
+def move_pieces(frame_labels, context: int) -> list[tuple[int, int, int, int]]:
+    """The labelled moves of a continuous recording, each with the frames before it that a live window ending in
+    the move reaches back to.
+
+    Args:
+        frame_labels: ``(frames,)`` class per frame, -1 = no move (pause, transition).
+        context: frames of context before each move (the live window's span minus one).
+
+    Returns:
+        ``(start, move_start, stop, label)`` per maximal run of one class: frames ``start:stop`` with
+        ``start = max(0, move_start - context)``; the move is ``move_start:stop``.
+    """
+    fl = np.asarray(frame_labels, np.int64)
+    if fl.size == 0:
+        return []
+    change = np.flatnonzero(np.diff(fl)) + 1
+    starts = np.concatenate([[0], change])
+    stops = np.concatenate([change, [fl.size]])
+    return [(max(0, int(m) - int(context)), int(m), int(e), int(fl[m])) for m, e in zip(starts, stops) if fl[m] >= 0]
 
 
 def hide_labels(data: Prepared, labelled: np.ndarray, keypoints_for_all: bool = False,
@@ -327,12 +390,13 @@ class WindowSampler:
 
         ``x_out``: depth mode, the batch's slot that ``x`` is written into (returned as ``x``)."""
         cfg, d = self.cfg, self.data
-        span = d.frames_of(i)
+        span = d.clip_of(i)
         n = span.stop - span.start
         start, stop = 0.0, 1.0
         recrop = None
         if self.live and aug is not None and rng is not None:
-            idx, recrop = self.live_window(i, int(rng.integers(0, n)))
+            anchor = int(d.anchors[i])
+            idx, recrop = self.live_window(i, anchor + int(rng.integers(0, n)))
         else:
             if aug is not None and rng is not None and aug.temporal_crop < 1.0:
                 keep = rng.uniform(aug.temporal_crop, 1.0)
@@ -372,17 +436,18 @@ class WindowSampler:
         return x, joints, mask, affine
 
     def live_window(self, i: int, end: int) -> tuple[np.ndarray, tuple[float, float, float, float] | None]:
-        """The window the live tracker sees at frame ``end`` of sequence ``i`` (a tracker fed the recording at
-        the training rate, 15 fps: its window is T frames): the T frames up to ``end`` (at a recording's start the
-        frames there are, repeated to T as in the tracker's warm-up), and the re-crop from the sequence's crop to
-        the crop of those frames alone (``(scale, shift_a, shift_b, dz_m)``; None where nobody is found in them).
+        """The window the live tracker sees at frame ``end`` of sequence ``i`` (``end`` counts from the first frame
+        of ``frames_of(i)``, context included): its ``live_span`` frames up to ``end`` (``T / DEFAULT_FPS``
+        seconds; at a recording's start the frames there are), ``T`` of them picked evenly as the tracker picks them
+        by time (repeated to T in the warm-up), and the re-crop from the sequence's crop to the crop of those
+        frames alone (``(scale, shift_a, shift_b, dz_m)``; None where nobody is found in them).
 
         Returns:
             ``(frame indices into the frame arrays, re-crop or None)``.
         """
         d, cfg = self.data, self.cfg
         span = d.frames_of(i)
-        first = max(0, end - cfg.frames + 1)
+        first = max(0, end - d.live_span(i, cfg) + 1)
         idx = span.start + first + pp.window_indices(end - first + 1, cfg)
         if self.input_mode != "depth":
             return idx, None
