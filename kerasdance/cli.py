@@ -180,6 +180,60 @@ def data_preview(directory, out, name, frames):
     click.echo(f"wrote {preview_png(ds.load(refs[0]), out, frames)}")
 
 
+# --- motion -------------------------------------------------------------------------------------------------
+@cli.group(context_settings=CONTEXT)
+def motion():
+    """Export tracked joints as a skeleton animation (BVH) or a table (CSV)."""
+
+
+@motion.command("export", context_settings=CONTEXT)
+@click.argument("joints", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["bvh", "csv"]), default=None,
+              help="Output format (default: from the suffix of --out).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write (.bvh or .csv).")
+@click.option("--person", type=int, default=None,
+              help="The track ID to export from a JSONL that holds several performers.")
+@click.option("--sequence", default=None, help="The sequence to export from a dataset folder.")
+@click.option("--fps", type=click.FloatRange(0, min_open=True), default=None,
+              help="Frame rate (default: from the timestamps of a JSONL, the dataset.json beside a .npz, else 15).")
+@friendly_errors
+def motion_export(joints, fmt, out_path, person, sequence, fps):
+    """Export the joints of JOINTS: a JSONL of `kerasdance-edge track --jsonl`, a .npz with joints_m (a segment
+    of `kerasdance-edge track --record`, a generic-layout sequence) or a dataset folder (with --sequence).
+
+    \b
+    BVH: Y up, centimetres, (X, Y, Z) = 100 * (x, y, -z) of camera metres (the dancer faces +Z); the 20
+    joints (plus four zero-length helpers at the hips and shoulders) with the performer's median bone lengths;
+    missing joints hold their last valid position. CSV: frame,time_s,<joint>_x,_y,_z in camera metres, empty = missing.
+
+    \b
+    Examples:
+      kerasdance-edge track --model m.tflite --source show.npz --jsonl show.jsonl
+      kerasdance motion export show.jsonl --out show.bvh
+      kerasdance motion export rec/ --sequence rec_20261205-120000_0001 --format csv --out part1.csv
+    """
+    import numpy as np
+
+    from kerasdance.motion import load_motion, write_bvh, write_csv
+
+    if fmt is None:
+        fmt = out_path.suffix.lower().lstrip(".")
+        if fmt not in ("bvh", "csv"):
+            raise click.UsageError(f"--format bvh|csv is needed: --out {str(out_path)!r} ends in neither .bvh "
+                                   "nor .csv")
+    m = load_motion(joints, person=person, sequence=sequence, fps=fps)
+    if fmt == "bvh":
+        filled = write_bvh(m, out_path)
+        click.echo(f"wrote {out_path}: {filled.num_frames} frames at {filled.fps:g} fps "
+                   f"({filled.filled_frames} with missing joints held from the last valid frame)")
+    else:
+        write_csv(m, out_path)
+        missing = int((~np.isfinite(m.joints_m).all(axis=(1, 2))).sum())
+        click.echo(f"wrote {out_path}: {m.num_frames} frames at {m.fps:g} fps ({missing} with missing joints, "
+                   "left empty)")
+
+
 # --- model --------------------------------------------------------------------------------------------------
 @cli.group(context_settings=CONTEXT)
 def model():
