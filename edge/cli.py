@@ -3,6 +3,7 @@
 Examples::
 
     kerasdance-edge track --model model.tflite --source realsense --osc 127.0.0.1:9000 --ws 8765
+    kerasdance-edge track --model model.tflite --source oakd --osc 127.0.0.1:7110 --osc-format osceleton
     kerasdance-edge track --model model.tflite --source realsense --web 8080 --web-host 0.0.0.0
     kerasdance-edge track --model model.tflite --source a01_s01_e01_sdepth.bin --fast --jsonl -
     kerasdance-edge bench --model model.tflite --frames 300 --json
@@ -76,16 +77,23 @@ def _host_port(value: str) -> tuple[str, int]:
 
 
 def make_source(spec: str, model, realtime: bool):
-    """``realsense``, ``synthetic`` or a recording path -> an (unopened) ``DepthSource``."""
-    from kerasdance_edge.sources import RealSenseSource, RecordingSource, SyntheticSource
+    """``realsense``, ``oakd[:DEVICE]``, ``synthetic`` or a recording path -> an (unopened) ``DepthSource``."""
+    from kerasdance_edge.sources import OakDSource, RealSenseSource, RecordingSource, SyntheticSource
 
     if spec == "realsense":
         return RealSenseSource(target=model.intrinsics)
+    if spec == "oakd" or spec.startswith("oakd:"):
+        device = spec.partition(":")[2]
+        if spec.endswith(":") and not device:
+            raise click.BadParameter(f"expected 'oakd' or 'oakd:DEVICE' (MxID, USB port name or IP address). "
+                                     f"Received: {spec!r}", param_hint="'--source'")
+        return OakDSource(target=model.intrinsics, device_id=device or None)
     if spec == "synthetic":
         return SyntheticSource(realtime=realtime)
     path = Path(spec)
     if not path.exists():
-        raise FileNotFoundError(f"--source {spec!r}: not 'realsense', 'synthetic' or an existing recording file")
+        raise FileNotFoundError(f"--source {spec!r}: not 'realsense', 'synthetic' or an existing recording file "
+                                f"(nor 'oakd')")
     return RecordingSource(path, realtime=realtime)
 
 
@@ -101,8 +109,14 @@ def main(verbose: int) -> None:
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="MODEL.tflite (its sidecar MODEL.tflite.json beside it).")
 @click.option("--source", "source_spec", default="realsense", show_default=True,
-              help="'realsense', 'synthetic' or a recording (MSR *_sdepth.bin or .npz with depth_mm).")
+              help="'realsense' (Intel RealSense), 'oakd' or 'oakd:DEVICE' (Luxonis OAK-D; DEVICE: MxID, USB port "
+                   "name or IP address), 'synthetic' or a recording (MSR *_sdepth.bin or .npz with depth_mm).")
 @click.option("--osc", "osc", default=None, metavar="HOST:PORT", help="Send OSC bundles (UDP) there.")
+@click.option("--osc-format", "osc_format", type=click.Choice(["kerasdance", "osceleton"]), default="kerasdance",
+              show_default=True,
+              help="OSC address space: kerasdance (/kerasdance/joint/<name> x y z in camera metres, /kerasdance/move, "
+                   "state, ready) or osceleton (/joint <name> <user> x y z normalised as OSCeleton does, /new_user, "
+                   "/new_skel, /lost_user: for patches written for OSCeleton; usual port 7110).")
 @click.option("--jsonl", "jsonl", default=None, metavar="FILE|-", help="Write one JSON object per frame ('-': stdout).")
 @click.option("--ws", "ws_port", default=None, type=click.IntRange(0, 65535), metavar="PORT",
               help="Serve JSON per frame to WebSocket clients on this port.")
@@ -120,8 +134,8 @@ def main(verbose: int) -> None:
 @click.option("--window-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Time span the model sees (default T / 15 s, as in training).")
 @flip_test_option
-def track(model_path, source_spec, osc, jsonl, ws_port, ws_host, web_port, web_host, max_frames, realtime, threads,
-          smooth, window_seconds, flip_test) -> None:
+def track(model_path, source_spec, osc, osc_format, jsonl, ws_port, ws_host, web_port, web_host, max_frames, realtime,
+          threads, smooth, window_seconds, flip_test) -> None:
     """Track a dancer and stream joints and moves (live status on stderr about once a second)."""
     from kerasdance_edge.sinks import JsonlSink, OscSink, WebSocketSink
     from kerasdance_edge.smoothing import OneEuroFilter
@@ -138,7 +152,7 @@ def track(model_path, source_spec, osc, jsonl, ws_port, ws_host, web_port, web_h
             sinks.append(JsonlSink(jsonl, joint_names=names))
         if osc is not None:
             host, port = _host_port(osc)
-            sinks.append(OscSink(host, port, joint_names=names))
+            sinks.append(OscSink(host, port, joint_names=names, fmt=osc_format))
         if ws_port is not None:
             sinks.append(WebSocketSink(ws_port, host=ws_host, joint_names=names))
             click.echo(f"WebSocket: ws://{ws_host}:{sinks[-1].port}", err=True)
