@@ -212,3 +212,14 @@ def test_osc_format_errors():
         OscSink(fmt="nimate")
     with pytest.raises(ValueError, match=r"no OSCeleton name for \['nose'\]"):
         OscSink(joint_names=(*JOINT_NAMES[:19], "nose"), fmt="osceleton")
+
+
+def test_cli_osc_format_option():
+    from click.testing import CliRunner
+
+    from kerasdance_edge.cli import main, track
+
+    (option,) = [p for p in track.params if p.name == "osc_format"]
+    assert tuple(option.type.choices) == OSC_FORMATS and option.default == "kerasdance"
+    res = CliRunner().invoke(main, ["track", "--model", "m.tflite", "--osc-format", "nimate"])
+    assert res.exit_code == 2 and "'nimate' is not one of 'kerasdance', 'osceleton'" in res.output

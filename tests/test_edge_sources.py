@@ -439,3 +439,19 @@ def test_oakd_errors_say_what_to_do(fake_dai, monkeypatch):
         OakDSource(align="right")
     with pytest.raises(SourceError, match="needs an open source"):
         next(OakDSource().frames())
+
+
+def test_cli_source_specs_for_the_cameras(fake_dai):
+    import click
+
+    from kerasdance_edge.cli import make_source
+
+    model = types.SimpleNamespace(intrinsics=KINECT_V1)
+    oak = make_source("oakd", model, realtime=True)
+    assert isinstance(oak, OakDSource) and oak.device_id is None and oak.target == KINECT_V1 and oak.align == "rgb"
+    assert make_source("oakd:192.168.1.44", model, realtime=True).device_id == "192.168.1.44"
+    assert isinstance(make_source("realsense", model, realtime=True), RealSenseSource)
+    with pytest.raises(click.BadParameter, match="oakd:DEVICE"):
+        make_source("oakd:", model, realtime=True)
+    with pytest.raises(FileNotFoundError, match="nor 'oakd'"):
+        make_source("kinect", model, realtime=True)
