@@ -21,6 +21,17 @@ Generic layout, exactly:
     as int64), the class index of every frame in ``class_names`` order, -1 = no move (pause, transition,
     unknown); ``frames`` as in ``depth_mm`` / ``joints_m``; values in ``-1 .. len(class_names) - 1``. For
     continuous recordings (several moves in one take); a clip needs only the sequence's ``label``.
+    Other arrays are allowed and ignored by ``Dataset.load`` (read one with ``Dataset.load_extra``). The synthetic
+    studio scenes (``kerasdance.data.scenes``) write, for P people (the dancers first, person 0 the one in
+    ``joints_m``): ``people_joints_m`` ``(P, frames, J, 3)`` float32 (NaN where a person is absent),
+    ``people_frame_labels`` ``(P, frames)`` int64, ``people_roles`` ``(P,)`` str (``dancer`` / ``passerby``),
+    ``people_subjects`` ``(P,)`` int64 (-1 = none) and ``person_mask`` ``(frames, height, width)`` int8 (the
+    person each pixel shows, -1 = the room).
+
+``empty_room.npz`` (optional, beside ``dataset.json``): ``depth_mm`` ``(frames, height, width)`` uint16 frames of
+the room without anybody in it (for learning the background; ``Dataset.empty_room``); synthetic rooms add their
+truth: ``floor_plane`` ``(4,)`` (unit up normal ``n`` and ``d`` with ``n . p + d = 0`` on the floor, camera
+metres), ``camera_height_m``, ``tilt_deg``, ``roll_deg``.
 
 ``dataset.json``::
 
@@ -53,7 +64,7 @@ import json
 import logging
 import math
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +80,8 @@ log = logging.getLogger("kerasdance.data")
 GENERIC_FORMAT = "kerasdance-generic"
 GENERIC_VERSION = 1
 DATASET_JSON = "dataset.json"
+EMPTY_ROOM_NPZ = "empty_room.npz"
+_SEQUENCE_KEYS = ("depth_mm", "joints_m", "frame_labels")
 CLASSES_TXT = "classes.txt"
 #: Frames per second of the MSR layout and of a generic-layout folder whose dataset.json has no ``fps``.
 DEFAULT_FPS = 15.0
@@ -174,6 +187,43 @@ class Dataset:
         seq.label = ref.label
         seq.fps = self.fps
         return seq
+
+    def load_extra(self, ref: SequenceRef, key: str) -> np.ndarray | None:
+        """One optional array of a generic-layout sequence's ``.npz`` (e.g. ``person_mask``), None when absent
+        (always None in the MSR layout). Not validated: its writer documents it.
+
+        Raises:
+            DataFormatError: the file cannot be read.
+        """
+        if self.layout != "generic":
+            return None
+        p = ref.paths["npz"]
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return z[key] if key in z.files else None
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            raise DataFormatError(f"{p}: cannot be read as .npz ({str(e)[:100]})") from None
+
+    def empty_room(self) -> np.ndarray | None:
+        """The ``(frames, height, width)`` uint16 depth frames of ``empty_room.npz`` beside ``dataset.json``, None
+        when there is none.
+
+        Raises:
+            DataFormatError: the file cannot be read or its frames do not match the intrinsics.
+        """
+        p = self.root / EMPTY_ROOM_NPZ
+        if not p.is_file():
+            return None
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                depth = z["depth_mm"] if "depth_mm" in z.files else None
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            raise DataFormatError(f"{p}: cannot be read as .npz ({str(e)[:100]})") from None
+        hw = (self.intrinsics.height, self.intrinsics.width)
+        if depth is None or depth.dtype != np.uint16 or depth.ndim != 3 or depth.shape[1:] != hw or not len(depth):
+            raise DataFormatError(f"{p}: depth_mm must be (frames, {hw[0]}, {hw[1]}) uint16 with frames > 0. "
+                                  f"Received: {None if depth is None else (depth.shape, str(depth.dtype))}")
+        return depth
 
 
 # --- MSR layout ----------------------------------------------------------------------------------------------
@@ -340,7 +390,7 @@ def _load_npz(ref: SequenceRef, intrinsics: Intrinsics, joint_names: tuple[str, 
     p = ref.paths["npz"]
     try:
         with np.load(p, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k in ("depth_mm", "joints_m", "frame_labels")}
+            arrays = {k: z[k] for k in z.files if k in _SEQUENCE_KEYS}
     except FileNotFoundError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
@@ -379,6 +429,7 @@ def write_generic(
     class_names: Iterable[str],
     intrinsics: Intrinsics,
     fps: float = DEFAULT_FPS,
+    extra_arrays: Callable[[Sequence], Mapping[str, np.ndarray]] | None = None,
 ) -> Path:
     """Write sequences in the generic layout (one ``.npz`` each plus ``dataset.json``).
 
@@ -389,6 +440,8 @@ def write_generic(
         class_names: class names in label order.
         intrinsics: the one camera of every sequence.
         fps: the one frame rate of every sequence (written to ``dataset.json``).
+        extra_arrays: called with each sequence, returns more arrays for its ``.npz`` (names that are Python
+            identifiers other than the sequence's own, no object arrays); ``Dataset.load`` ignores them.
 
     Returns:
         The path of ``dataset.json``.
@@ -396,7 +449,7 @@ def write_generic(
     Raises:
         ValueError: a label or frame label beyond the class names, frame labels of another length
             or not integers, a sequence with other intrinsics, frame rate or depth size, a bad or
-            repeated name, no sequences, a frame rate that is not a positive finite number.
+            repeated name, no sequences, a frame rate that is not a positive finite number, a bad extra array.
     """
     if isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive finite number. Received: fps={fps!r}")
@@ -437,6 +490,12 @@ def write_generic(
                 arrays["frame_labels"] = _check_frame_labels(seq.frame_labels, frames, len(class_names))
             except ValueError as e:
                 raise ValueError(f"{name}: {e}") from None
+        for key, value in (extra_arrays(seq) if extra_arrays is not None else {}).items():
+            value = np.asarray(value)
+            if not key.isidentifier() or key in _SEQUENCE_KEYS or value.dtype.kind == "O":
+                raise ValueError(f"{name}: extra arrays need identifier names other than {list(_SEQUENCE_KEYS)} and "
+                                 f"no object dtype. Received: {key!r} ({value.dtype})")
+            arrays[key] = value
         np.savez_compressed(out_dir / f"{name}.npz", **arrays)
         entries.append({
             "file": f"{name}.npz",
