@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= demo_out
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench check-aarch64 clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run_all
+
+# Which device requirements have wheels for a 64-bit ARM board (needs the package index); writes BENCHMARKS.md.
+check-aarch64: $(VENV)/.installed
+	$(PY) -m benchmarks.check_aarch64
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info
