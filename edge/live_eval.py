@@ -1,8 +1,9 @@
 """Live evaluation: test recordings replayed frame by frame through the device's own tracker and model.
 
 What a user sees on stage is the tracker's output at every frame, not a whole clip resampled to ``T``
-frames with a crop computed from the whole clip. ``evaluate_live`` replays the test split of a dataset
-through ``Tracker.update`` (the code ``kerasdance-edge track`` runs) and an ``EdgeModel`` in two modes:
+frames with a crop computed from the whole clip. ``evaluate_live`` replays the test (or validation) split of a
+dataset, the split the model was trained with where its sidecar records one (``kerasdance export``), through
+``Tracker.update`` (the code ``kerasdance-edge track`` runs) and an ``EdgeModel`` in two modes:
 
 * ``alone``: the tracker is reset before each recording (a dancer walks in and does a move);
 * ``continuous``: the recordings back to back, never reset (continuous dancing: the move changes at every
@@ -29,8 +30,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from kerasdance.config import TrainConfig
 from kerasdance.data.dataset import Dataset
-from kerasdance.data.splits import split
+from kerasdance.data.splits import split, split_record
 from kerasdance.data.types import Sequence
 from kerasdance.metrics import keypoint_summary
 from kerasdance_edge.sources import Frame
@@ -165,44 +167,70 @@ def _summarise(s: _Stream, fps: float, mode: str) -> dict:
     return out
 
 
-def evaluate_live(model, data_dir, protocol: str = "cross-subject", modes=MODES, seed: int = 0,
+def model_split(model, protocol: str | None = None) -> dict:
+    """The split ``model`` was trained with, as its sidecar records it (``splits.split_record``: protocol,
+    train/val/test members, seed), else the cross-subject protocol's; ``protocol`` (not None) replaces the
+    recorded protocol."""
+    meta = getattr(model, "meta", None)
+    record = dict(getattr(meta, "extra", {}).get("split") or {}) if meta is not None else {}
+    if not record:
+        record = split_record(TrainConfig())
+    if protocol is not None:
+        record["protocol"] = protocol
+    return record
+
+
+def evaluate_live(model, data_dir, protocol: str | None = None, modes=MODES, seed: int = 0,
                   limit: int | None = None, tracker_factory: Callable[..., Tracker] | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> dict:
-    """Replay the test split of ``data_dir`` through the device's tracker and ``model``.
+                  progress: Callable[[int, int], None] | None = None, part: str = "test") -> dict:
+    """Replay the test (or validation) split of ``data_dir`` through the device's tracker and ``model``.
 
     Args:
         model: a depth ``EdgeModel`` (or anything with its interface).
         data_dir: a dataset folder (MSR-Action3D or generic layout) with the run's classes.
-        protocol: the split whose test recordings are replayed.
+        protocol: the protocol of the split (None: the one the model's sidecar records, else cross-subject);
+            custom and validation subjects come from the sidecar (``model_split``).
         modes: any of ``MODES``.
         seed: the order of the recordings in ``continuous`` mode.
         limit: replay only the first ``limit`` test recordings (of that order): a quick look.
         tracker_factory: ``(model) -> Tracker`` (default ``Tracker(model)``, as ``kerasdance-edge track --no-smooth``).
         progress: optional ``(done, total)`` over recordings.
+        part: ``"test"``, or ``"val"``: the validation subjects the model was trained without (compare settings
+            there, and replay the test split once).
 
     Returns:
-        ``{"model", "data", "protocol", "modes": {mode: figures}}`` (see the module docstring).
+        ``{"model", "data", "protocol", "split", "modes": {mode: figures}}`` (see the module docstring).
 
     Raises:
-        ValueError: unknown mode, no test recording with depth, classes that differ from the model's.
+        ValueError: unknown mode or part, no recording with depth, classes that differ from the model's, a model
+            without a recorded validation split for ``part="val"``.
     """
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise ValueError(f"modes must be among {MODES}. Received: modes={list(modes)!r}")
+    if part not in ("test", "val"):
+        raise ValueError(f"part must be test or val. Received: part={part!r}")
+    record = model_split(model, protocol)
+    protocol = record["protocol"]
+    if part == "val" and not record.get("val"):
+        raise ValueError("the model's sidecar records no validation subjects: export a run trained with "
+                         "--val-subjects (random --val-fraction sequences are not replayed)")
     ds = Dataset.open(data_dir)
-    sp = split(ds.refs, protocol, ds.class_names)
+    sp = split(ds.refs, protocol, ds.class_names, train=tuple(record.get("train", ())),
+               val=record.get("val") if isinstance(record.get("val"), str) else tuple(record.get("val", ())),
+               test=tuple(record.get("test", ())), seed=int(record.get("seed", 0)))
     if tuple(sp.class_names) != tuple(model.class_names):
         raise ValueError(f"{data_dir} ({protocol}) has classes {list(sp.class_names)!r} but the model was trained "
                          f"on {list(model.class_names)!r}")
-    refs = [r for r in sp.test if "depth" in r.modalities]
+    refs = [r for r in (sp.val if part == "val" else sp.test) if "depth" in r.modalities]
     if not refs:
-        raise ValueError(f"{data_dir}: no test recording with depth under protocol {protocol!r}")
+        raise ValueError(f"{data_dir}: no {part} recording with depth under protocol {protocol!r}")
     refs = replay_order(refs, seed)[:limit]
     sequences = [ds.load(r) for r in refs]
     fps = float(getattr(ds, "fps", None) or 15.0)
     class_index = {c: i for i, c in enumerate(model.class_names)}
     report = {"model": str(getattr(model, "path", "")), "data": str(data_dir), "protocol": protocol,
-              "recordings": len(sequences), "modes": {}}
+              "split": part, "recordings": len(sequences), "modes": {}}
     for mode in modes:
         tracker = tracker_factory(model) if tracker_factory else Tracker(model)
         stream = _replay(tracker, sequences, class_index, fps, reset_each=mode == "alone", progress=progress)
@@ -228,7 +256,8 @@ def format_live_report(report: dict) -> str:
                        f"{m['move_changes_missed']} missed)"),
             ("latency p50 / p90", lambda m: f"{m['latency_ms_p50']:.2f} / {m['latency_ms_p90']:.2f} ms")]
     w = max(len(r[0]) for r in rows)
-    lines = [f"live evaluation of {report['model']} on {report['data']} ({report['protocol']} test split)",
+    part = "validation" if report.get("split") == "val" else "test"
+    lines = [f"live evaluation of {report['model']} on {report['data']} ({report['protocol']} {part} split)",
              f"{'':<{w}}  " + "  ".join(f"{m:<28}" for m in modes)]
     for name, fmt in rows:
         lines.append(f"{name:<{w}}  " + "  ".join(f"{fmt(report['modes'][m]):<28}" for m in modes))

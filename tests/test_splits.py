@@ -191,3 +191,41 @@ def test_evaluate_val_without_a_validation_split(tiny_msr, tiny_config, tmp_path
     assert json.loads((run / "metrics.json").read_text())["n_test"] == 3
     res = CliRunner().invoke(cli, ["evaluate", str(run), "--split", "val"])
     assert res.exit_code == 1 and "no validation split" in res.output
+
+
+# --- kerasdance-edge eval: the split recorded in the model's sidecar -------------------------------------------
+def test_edge_eval_replays_the_split_the_sidecar_records(tmp_path):
+    import types
+
+    import numpy as np
+    from edge_fixtures import CLASS_NAMES, person_depth
+
+    from kerasdance.camera import KINECT_V1
+    from kerasdance.config import DataConfig
+    from kerasdance.data.dataset import write_generic
+    from kerasdance.data.types import Sequence
+    from kerasdance_edge.live_eval import evaluate_live, format_live_report
+
+    seqs = [Sequence(f"s{s}_{k}", person_depth(10), None, label=k, subject=s, episode=1)
+            for s in (1, 2, 3, 4, 5) for k in range(2)]
+    write_generic(tmp_path, seqs, CLASS_NAMES, KINECT_V1)
+    calls = []
+
+    def predict(x):
+        calls.append(1)
+        return np.zeros((8, 20, 3), np.float32), np.array([0.8, 0.1, 0.1], np.float32)
+
+    def model(split_record):
+        extra = {} if split_record is None else {"split": split_record}
+        return types.SimpleNamespace(predict=predict, data_config=DataConfig(frames=8, crop_size=32),
+                                     intrinsics=KINECT_V1, class_names=CLASS_NAMES, input_mode="depth", path="m",
+                                     meta=types.SimpleNamespace(extra=extra))
+
+    record = {"protocol": "cross-subject", "train": [], "val": [3], "test": [4, 5], "seed": 0}
+    rep = evaluate_live(model(record), tmp_path, modes=("alone",), part="val")
+    assert rep["recordings"] == 2 and rep["split"] == "val" and len(calls) == 2 * 10
+    assert "cross-subject validation split" in format_live_report(rep)
+    assert evaluate_live(model(record), tmp_path, modes=("alone",))["recordings"] == 4  # test: subjects 4, 5
+    assert evaluate_live(model(None), tmp_path, modes=("alone",))["recordings"] == 4  # no record: 2 and 4
+    with pytest.raises(ValueError, match="records no validation subjects"):
+        evaluate_live(model(None), tmp_path, modes=("alone",), part="val")

@@ -35,7 +35,7 @@ from kerasdance.camera import KINECT_V1, Intrinsics
 from kerasdance.config import RunConfig
 from kerasdance.data.dataset import Dataset
 from kerasdance.data.pipeline import Prepared
-from kerasdance.data.splits import load_train_data
+from kerasdance.data.splits import load_train_data, split_record
 from kerasdance.errors import KerasdanceError
 from kerasdance.export import quantize
 from kerasdance.export.convert import FORMATS, convert_in_subprocess, model_ops, save_fixed_signature
@@ -214,6 +214,7 @@ def export_model(model, cfg: RunConfig, class_names: list[str], out_path: str | 
         intrinsics=intrinsics.to_dict(), quantization=format, unrolled=bool(unroll), kerasdance_version=__version__,
         extra={**(extra or {}), "qat": bool(qat), "prune": prune, "sparsity": report.get("sparsity"),
                "mirror_augment": bool(cfg.train.mirror_augment),  # trained on mirrored windows (the flip test)
+               "split": split_record(cfg.train),  # the run's split: `kerasdance-edge eval` replays its test / val
                # the fused LSTM keeps its state in variable tensors between invokes (see litert.LiteModel.predict)
                "reset_variables_before_invoke": not unroll})
     save_meta(out_path, meta)
