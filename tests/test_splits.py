@@ -122,6 +122,25 @@ def test_read_split_file(tmp_path):
         read_split_file(path)
 
 
+@pytest.mark.parametrize("train, n_val", [({"val_subjects": (3,)}, 3), ({"validation_fraction": 0.34}, 2)])
+def test_load_split_gives_the_validation_sequences_training_held_out(tiny_msr, tmp_path, train, n_val):
+    from conftest import TINY_CONFIG
+
+    from kerasdance.data.splits import load_split, load_train_data
+
+    cfg = RunConfig.from_dict({**TINY_CONFIG, "train": {**TINY_CONFIG["train"], **train}})
+    data, test = load_train_data(tiny_msr, cfg, tmp_path)
+    val, names = load_split(tiny_msr, cfg, "val", tmp_path)
+    assert val.names == data.val.names and list(val.labels) == list(data.val.labels) and len(val) == n_val
+    assert load_split(tiny_msr, cfg, "train", tmp_path)[0].names == data.train.names
+    assert load_split(tiny_msr, cfg, "test", tmp_path)[0].names == test.names and names == data.class_names
+    assert not set(val.names) & set(data.train.names) and (data.val.labels >= 0).all()
+    if "val_subjects" in train:
+        assert set(val.subjects) == {3} and set(data.train.subjects) == {1}
+    with pytest.raises(ValueError, match="part must be"):
+        load_split(tiny_msr, cfg, "dev", tmp_path)
+
+
 # --- train and evaluate through the CLI (tiny_msr: 3 moves x subjects 1-4; protocol: 1, 3 train, 2, 4 test) -----
 def _train(data, run: Path, cfg, *extra):
     return CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(run), "--config", str(cfg),
