@@ -96,7 +96,7 @@ class SensorModel:
 
 def _d435(name: str, intrinsics: Intrinsics) -> SensorModel:
     return SensorModel(name, intrinsics, 30.0, 0.2, 10.0, 0.08 / (intrinsics.fx * 0.05), 0.05, 0.0, True, 0.5, 0.3,
-                       0.002)
+                       0.001)
 
 
 SENSORS: dict[str, SensorModel] = {
@@ -131,49 +131,50 @@ def apply_sensor(zbuf_m: np.ndarray, sensor: SensorModel, rng: np.random.Generat
     Returns:
         ``(H, W)`` uint16 depth in millimetres, 0 = no reading (out of range, shadow, hole, lost edge).
     """
-    z = np.asarray(zbuf_m, np.float64)
+    z = np.asarray(zbuf_m, np.float32)
     H, W = z.shape
-    fx = sensor.intrinsics.fx
     finite = np.isfinite(z)
-    disp = np.where(finite, fx * sensor.baseline_m / np.where(finite, z, 1.0), 0.0)  # disparity in pixels
-    # Shadow: the background at column u is hidden from the second viewpoint by a nearer surface at u' > u when
-    # disp(u') - (u' - u) > disp(u).
-    cols = np.arange(W, dtype=np.float64)
+    zz = np.where(finite, z, np.float32(1e6))
+    disp = np.float32(sensor.intrinsics.fx * sensor.baseline_m) / zz  # disparity in pixels (~0 for nothing)
+    # Shadow: the surface at column u is hidden from the second viewpoint (projector or right imager) by a nearer
+    # surface at u' > u when disp(u') - (u' - u) > disp(u).
+    cols = np.arange(W, dtype=np.float32)
     key = disp - cols
-    after = np.full((H, W), -np.inf)
-    after[:, :-1] = np.maximum.accumulate(key[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    after = np.full((H, W), -np.inf, np.float32)
+    after[:, :-1] = np.maximum.accumulate(key[:, :0:-1], axis=1)[:, ::-1]
     lost = after > key + 0.5
     if sensor.left_band:
-        lost |= cols[None, :] < disp
-    # Depth edges: a 4-neighbour more than 4% nearer or farther (or nothing next to something).
-    zz = np.where(finite, z, 1e6)
+        lost |= cols < disp
+    # Depth edges: a 4-neighbour more than 4% nearer or farther (or nothing next to something). The farther
+    # neighbour's depth is kept for flying pixels.
     edge = np.zeros((H, W), bool)
+    far = zz.copy()
     for a, b in (((slice(1, None), slice(None)), (slice(None, -1), slice(None))),
                  ((slice(None), slice(1, None)), (slice(None), slice(None, -1)))):
         jump = np.abs(zz[a] - zz[b]) > 0.04 * np.minimum(zz[a], zz[b])
         edge[a] |= jump
         edge[b] |= jump
-    edge &= finite
-    nb_far = zz.copy()  # the farther 4-neighbour's depth, for flying pixels
-    for axis, shift in ((0, 1), (0, -1), (1, 1), (1, -1)):
-        nb = np.roll(zz, shift, axis)
-        nb_far = np.where((nb > nb_far) & (nb < 1e5), nb, nb_far)
-    noisy = zz + rng.normal(0.0, 1.0, (H, W)) * sensor.noise_m_per_m2 * zz**2
-    drop = edge & (rng.random((H, W)) < sensor.edge_dropout)
-    if sensor.flying_pixels > 0:
-        fly = edge & ~drop & (rng.random((H, W)) < sensor.flying_pixels)
-        noisy = np.where(fly, noisy + rng.random((H, W)) * (nb_far - zz), noisy)
+        np.maximum(far[a], np.where(jump & (zz[b] < 1e5), zz[b], 0), out=far[a])
+        np.maximum(far[b], np.where(jump & (zz[a] < 1e5), zz[a], 0), out=far[b])
+    noisy = zz + rng.standard_normal((H, W), dtype=np.float32) * np.float32(sensor.noise_m_per_m2) * zz * zz
+    ev, eu = np.nonzero(edge & finite)
+    u = rng.random(len(ev), dtype=np.float32)
+    drop = u < sensor.edge_dropout
+    fly = ~drop & (u < sensor.edge_dropout + (1 - sensor.edge_dropout) * sensor.flying_pixels)
+    fv, fu = ev[fly], eu[fly]
+    noisy[fv, fu] += rng.random(len(fv), dtype=np.float32) * (far[fv, fu] - zz[fv, fu])
+    lost[ev[drop], eu[drop]] = True
     if sensor.disparity_step > 0:
-        inv = np.round(1.0 / np.maximum(noisy, 1e-3) / sensor.disparity_step) * sensor.disparity_step
-        noisy = 1.0 / np.maximum(inv, 1e-6)
-    speck = rng.random((H, W)) < sensor.speckle_rate
-    holes = speck.copy()
-    grow = rng.random((H, W)) < 0.5  # each speckle grows to some of its 3x3 neighbours
-    for dv in (-1, 0, 1):
-        for du in (-1, 0, 1):
-            if dv or du:
-                holes |= np.roll(np.roll(speck, dv, 0), du, 1) & grow
-    ok = finite & ~lost & ~drop & ~holes & (noisy >= sensor.min_range_m) & (noisy <= sensor.max_range_m)
+        step = np.float32(sensor.disparity_step)
+        inv = np.round(1.0 / np.maximum(noisy, np.float32(1e-3)) / step) * step
+        noisy = 1.0 / np.maximum(inv, np.float32(1e-6))
+    k = int(rng.binomial(H * W, sensor.speckle_rate))  # small holes: a seed and some of its 3x3 neighbours
+    sv, su = rng.integers(0, H, k), rng.integers(0, W, k)
+    grow = rng.random((k, 9)) < 0.5
+    grow[:, 4] = True
+    for i, (dv, du) in enumerate((dv, du) for dv in (-1, 0, 1) for du in (-1, 0, 1)):
+        lost[np.clip(sv[grow[:, i]] + dv, 0, H - 1), np.clip(su[grow[:, i]] + du, 0, W - 1)] = True
+    ok = finite & ~lost & (noisy >= sensor.min_range_m) & (noisy <= sensor.max_range_m)
     return np.where(ok, np.clip(np.round(noisy * 1000.0), 0, 65535), 0).astype(np.uint16)
 
 
@@ -571,7 +572,7 @@ def generate_studio_take(set_name: str, subject: int, take: int, seed: int = 0, 
         girths.append(float(body["girth"]))
         roles.append(ROLE_PASSERBY)
         subj_ids.append(-1)
-    joints = scene.to_camera(world)
+    joints = scene.to_camera(world).astype(np.float32)  # rendered as stored: the mask matches the joints
     room = scene.render()
     noise = np.random.default_rng(np.random.SeedSequence([seed, 9001, list(syn.SETS).index(set_name), subject, take,
                                                           1]))
@@ -591,7 +592,7 @@ def generate_studio_take(set_name: str, subject: int, take: int, seed: int = 0, 
         mask[f] = owner
     empty = render_empty_room(scene, empty_frames, seed)
     return StudioTake(name=f"studio_s{subject:02d}_t{take:02d}", scene=scene, fps=fps, depth_mm=depth,
-                      joints_m=joints.astype(np.float32), frame_labels=labels, person_mask=mask,
+                      joints_m=joints, frame_labels=labels, person_mask=mask,
                       empty_room_mm=empty, roles=tuple(roles), subjects=tuple(subj_ids),
                       girths=tuple(float(g) for g in girths), set_name=set_name, subject=int(subject), take=int(take))
 
@@ -611,14 +612,15 @@ def write_empty_room(out_dir: str | Path, scene: StudioScene, depth_mm: np.ndarr
 def write_studio_takes(set_name: str, out_dir: str | Path, seed: int = 0, subjects=None, takes: int = 2,
                        fps: float | None = None, moves: int = 6, people: int = 1, passerby: bool = False,
                        sensor: str = "kinect_v1", mask: bool = True, empty_frames: int = 30,
-                       progress: Callable[[int, int], None] | None = None) -> int:
+                       max_frames: int | None = None, progress: Callable[[int, int], None] | None = None) -> int:
     """Render studio takes (``generate_studio_take``) into ``out_dir`` in the generic layout.
 
     One take per (subject, take) as in ``synthetic.write_performances``, all in the one room of ``seed``. Each
     ``.npz`` holds the main dancer's ``joints_m`` and ``frame_labels`` (so every reader and ``kerasdance-edge
     eval`` use it as it is) and the optional per-person arrays ``people_joints_m``, ``people_frame_labels``,
     ``people_roles``, ``people_subjects`` and (unless ``mask`` is False) ``person_mask``; ``empty_room.npz``
-    (``write_empty_room``) sits beside ``dataset.json``. Returns the count of takes.
+    (``write_empty_room``) sits beside ``dataset.json``. ``max_frames`` keeps the first frames of each take (for
+    previews and tests). Returns the count of takes.
 
     Raises:
         ValueError: as ``generate_studio_take``; takes not an integer >= 1; no subjects.
@@ -644,7 +646,8 @@ def write_studio_takes(set_name: str, out_dir: str | Path, seed: int = 0, subjec
     def sequences():
         for i, (s, k) in enumerate(combos):
             st = generate_studio_take(set_name, s, k, seed=seed, people=people, passerby=passerby, fps=fps,
-                                      moves=moves, empty_frames=empty_frames if i == 0 else 1, scene=scene)
+                                      moves=moves, empty_frames=empty_frames if i == 0 else 1, scene=scene,
+                                      max_frames=max_frames)
             if i == 0:
                 out.mkdir(parents=True, exist_ok=True)
                 write_empty_room(out, scene, st.empty_room_mm)
