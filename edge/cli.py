@@ -133,8 +133,21 @@ def main(verbose: int) -> None:
 @click.option("--smooth/--no-smooth", default=True, show_default=True, help="One-Euro smoothing of the joints.")
 @click.option("--window-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Time span the model sees (default T / 15 s, as in training).")
+@click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Also save the show as a dataset in DIR (generic layout: depth frames, tracked joints, states, "
+                   "moves, timestamps, fps, camera), one .npz per --record-segment-s seconds, written in the "
+                   "background; DIR must be new or empty. Read it with `kerasdance data inspect DIR`, replay a "
+                   "part with --source DIR/<part>.npz.")
+@click.option("--record-labels", type=click.Choice(["none", "tracked"]), default="none", show_default=True,
+              help="none: an unlabelled recording; tracked: the tracked moves saved as per-frame labels (the "
+                   "model's guesses: check them before training on them).")
+@click.option("--record-append", is_flag=True,
+              help="Add a take to the recording already in --record DIR (same model classes, camera and fps).")
+@click.option("--record-segment-s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Seconds of frames per file: the most a crash can lose.")
 @flip_test_option
 def track(model_path, source_spec, osc, osc_format, jsonl, ws_port, ws_host, web_port, web_host, max_frames, realtime,
+          record_dir, record_labels, record_append, record_segment_s,
           threads, smooth, window_seconds, flip_test) -> None:
     """Track a dancer and stream joints and moves (live status on stderr about once a second)."""
     from kerasdance_edge.sinks import JsonlSink, OscSink, WebSocketSink
@@ -165,6 +178,13 @@ def track(model_path, source_spec, osc, osc_format, jsonl, ws_port, ws_host, web
             anywhere = web_host in ("0.0.0.0", "::", "")
             click.echo(f"live view: {web.url}" + (f" (from another computer: http://DEVICE-ADDRESS:{web.port}/)"
                                                   if anywhere else ""), err=True)
+        if record_dir is not None:
+            from kerasdance_edge.recorder import Recorder
+
+            recorder = Recorder(record_dir, model.class_names, names, labels=record_labels, append=record_append,
+                                segment_s=record_segment_s)
+            sinks.append(recorder)
+            source = recorder.tap(source)  # the recorder sees every frame the tracker gets
         if not sinks:
             click.echo("no sink (--jsonl, --osc, --ws, --web): results are only counted", err=True)
     except EXPECTED_ERRORS as e:
@@ -193,6 +213,8 @@ def track(model_path, source_spec, osc, osc_format, jsonl, ws_port, ws_host, web
     click.echo(f"{'interrupted' if stats.interrupted else 'done'}: {stats.frames} frames ({stats.tracked} tracked) "
                f"in {stats.elapsed_s:.1f} s, {stats.fps:.1f} fps, latency p50 {stats.latency_ms(50):.1f} ms "
                f"p99 {stats.latency_ms(99):.1f} ms; faults: {faults}", err=True)
+    if record_dir is not None:
+        click.echo(recorder.summary(), err=True)
 
 
 def _bench_frames(model, n: int):
