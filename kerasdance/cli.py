@@ -87,16 +87,50 @@ def cli(verbose: int):
                    "of the set with transitions and pauses, with a label per frame (-1 between moves).")
 @click.option("--fps", type=click.FloatRange(0, min_open=True), default=None,
               help="--continuous: frames per second of the takes (motion is timed in seconds, so 30 gives twice "
-                   "the frames of 15). [15]")
+                   "the frames of 15). [15; with --scene studio the sensor's]")
 @click.option("--takes", type=click.IntRange(1), default=None,
               help="--continuous: takes per subject (every subject of the set performs). [2]")
 @click.option("--moves", type=click.IntRange(1), default=None,
               help="--continuous: moves per take, in a seeded random order. [6]")
+@click.option("--subjects", default=None, metavar="LIST",
+              help="--continuous: only these synthetic subjects perform, e.g. 1,3 (a take each). [all of the set's]")
+@click.option("--scene", type=click.Choice(["none", "studio"]), default="none", show_default=True,
+              help="studio (with --continuous): the takes in a room as a depth camera sees it: floor, walls, "
+                   "furniture, maybe a static figure, the camera 1-1.6 m high and tilted, sensor noise and holes; "
+                   "each .npz adds every person's joints, labels and a person mask, and empty_room.npz (the room "
+                   "without people) sits beside dataset.json. One room per --seed.")
+@click.option("--people", type=click.IntRange(1, 4), default=None,
+              help="--scene studio: dancers on the stage, each performing its own take (person 0's joints and "
+                   "labels are the sequence's). [1]")
+@click.option("--passerby", is_flag=True, help="--scene studio: somebody walks across the room once during each take.")
+@click.option("--sensor", type=click.Choice(["kinect_v1", "d435", "d435_640"]), default=None,
+              help="--scene studio: kinect_v1 (320x240, 15 fps, as MSR-Action3D), d435 (RealSense D435 848x480, "
+                   "30 fps) or d435_640 (640x480, 30 fps); --fps defaults to the sensor's. D435 takes are large "
+                   "(~0.2 MB a frame compressed). [kinect_v1]")
+@click.option("--mask/--no-mask", default=True, show_default=True,
+              help="--scene studio: store the per-pixel person mask (int8, compressed) in each .npz.")
 @friendly_errors
-def synth(set_name, out, seed, limit_per_class, background, continuous, fps, takes, moves):
+def synth(set_name, out, seed, limit_per_class, background, continuous, fps, takes, moves,
+          subjects, scene, people, passerby, sensor, mask):
     """Generate a synthetic depth-dance set: one clip per move in the MSR-Action3D file formats, or with
-    --continuous whole performances with per-frame labels in the generic layout."""
+    --continuous whole performances with per-frame labels in the generic layout; with --scene studio
+    those performances in a room, by several dancers, with a passer-by, as a Kinect v1 or a RealSense D435 sees them."""
+    from kerasdance.data.scenes import write_studio_takes
     from kerasdance.data.synthetic import write_performances, write_set
+
+    studio = scene == "studio"
+    if not studio:
+        given = [f"--{k}" for k, v in (("people", people), ("sensor", sensor)) if v is not None]
+        given += ["--passerby"] * passerby + ["--no-mask"] * (not mask)
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply with --scene studio")
+    elif not continuous:
+        raise click.UsageError("--scene studio renders continuous takes: add --continuous")
+    elif background:
+        raise click.UsageError("--background is the plain floor and wall without a scene; --scene studio has its room")
+    if subjects is not None and not continuous:
+        raise click.UsageError("--subjects only applies with --continuous")
+    subject_list = _subject_list(subjects)
 
     if not continuous:
         given = [f"--{k}" for k, v in (("fps", fps), ("takes", takes), ("moves", moves)) if v is not None]
@@ -104,8 +138,8 @@ def synth(set_name, out, seed, limit_per_class, background, continuous, fps, tak
             raise click.UsageError(f"{', '.join(given)} only apply with --continuous")
     elif limit_per_class is not None:
         raise click.UsageError("--limit-per-class applies to clips, not with --continuous")
-    kind = "performances" if continuous else "sequences"
-    with click.progressbar(length=1, label=f"rendering {set_name}{' performances' if continuous else ''}") as bar:
+    kind = "studio takes" if studio else "performances" if continuous else "sequences"
+    with click.progressbar(length=1, label=f"rendering {set_name}{' ' + kind if continuous else ''}") as bar:
         state = {"n": 0}
 
         def progress(i, n):
@@ -114,13 +148,32 @@ def synth(set_name, out, seed, limit_per_class, background, continuous, fps, tak
             bar.update(i + 1 - state["n"])
             state["n"] = i + 1
 
-        if continuous:
-            n = write_performances(set_name, out, seed=seed, takes=takes or 2, fps=15.0 if fps is None else fps,
+        if studio:
+            n = write_studio_takes(set_name, out, seed=seed, subjects=subject_list, takes=takes or 2, fps=fps,
+                                   moves=moves or 6, people=people or 1, passerby=passerby,
+                                   sensor=sensor or "kinect_v1", mask=mask, progress=progress)
+        elif continuous:
+            n = write_performances(set_name, out, seed=seed, subjects=subject_list, takes=takes or 2,
+                                   fps=15.0 if fps is None else fps,
                                    moves=moves or 6, background=background, progress=progress)
         else:
             n = write_set(set_name, out, seed=seed, limit_per_class=limit_per_class, background=background,
                           progress=progress)
     click.echo(f"wrote {n} {kind} to {out}")
+
+
+def _subject_list(text: str | None) -> list[int] | None:
+    """``--subjects 1,3`` -> [1, 3]; None -> None (every subject)."""
+    if text is None:
+        return None
+    try:
+        subjects = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        subjects = []
+    if not subjects or min(subjects) < 1:
+        raise click.BadParameter(f"expected subject numbers >= 1 separated by commas, e.g. 1,3. Received: {text!r}",
+                                 param_hint="--subjects")
+    return subjects
 
 
 @cli.group(context_settings=CONTEXT)
