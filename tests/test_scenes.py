@@ -177,3 +177,28 @@ def test_written_dataset_reads_back(tmp_path):
     ds2 = Dataset.open(tmp_path / "nomask")
     assert ds2.load_extra(ds2.refs[0], "person_mask") is None
     assert ds2.load(ds2.refs[0]).depth_mm.tobytes() != seq.depth_mm.tobytes()  # one dancer instead of two
+
+
+def test_cli_synth_studio(tmp_path):
+    from click.testing import CliRunner
+
+    from kerasdance.cli import cli
+
+    out = tmp_path / "studio"
+    r = CliRunner().invoke(cli, ["synth", "--set", "dance11", "--continuous", "--scene", "studio", "--people", "2",
+                                 "--passerby", "--subjects", "4", "--takes", "1", "--moves", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "wrote 1 studio takes" in r.output
+    ds = Dataset.open(out)
+    assert [ref.name for ref in ds.refs] == ["studio_s04_t01"] and ds.empty_room() is not None
+    assert list(ds.load_extra(ds.refs[0], "people_roles")) == ["dancer", "dancer", "passerby"]
+    assert ds.load(ds.refs[0]).frame_labels is not None
+    for args, message in ((["--people", "2"], "--people only apply with --scene studio"),
+                          (["--scene", "studio"], "add --continuous"),
+                          (["--scene", "studio", "--continuous", "--background"], "has its room"),
+                          (["--continuous", "--subjects", "1,x"], "subject numbers"),
+                          (["--subjects", "1"], "--subjects only applies with --continuous")):
+        r = CliRunner().invoke(cli, ["synth", "--out", str(tmp_path / "x"), *args])
+        assert r.exit_code == 2 and message in r.output, (args, r.output)
+    r = CliRunner().invoke(cli, ["synth", "--help"])
+    assert "--scene" in r.output and "d435" in r.output
