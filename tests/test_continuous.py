@@ -169,6 +169,15 @@ def test_cli_synth_continuous_and_inspect(tmp_path):
     assert ds.load(ds.refs[0]).frame_labels is not None
     res = runner.invoke(cli, ["data", "inspect", str(out)])
     assert res.exit_code == 0, res.output
+    # a recording with per-frame labels is not "unlabelled": its moves are counted per class
+    assert "continuous 9 recordings with per-frame labels at 5 fps" in res.output and "(unlabelled)" not in res.output
+    from kerasdance.data.inspect import inspect
+
+    summary = inspect(ds)
+    moves = summary["continuous"]["moves_per_class"]
+    want = [int(lab) for k in range(9) for lab, *_ in runs(ds.load(ds.refs[k]).frame_labels) if lab >= 0]
+    assert sum(moves.values()) == len(want) == 9 and summary["unlabelled"] == 0
+    assert moves == {c: want.count(i) for i, c in enumerate(ds.class_names)}
     res = runner.invoke(cli, ["synth", "--out", str(tmp_path / "clips"), "--fps", "30"])
     assert res.exit_code == 2 and "--continuous" in res.output
     res = runner.invoke(cli, ["synth", "-h"])

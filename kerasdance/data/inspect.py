@@ -15,6 +15,7 @@ import numpy as np
 
 from kerasdance.data import msr
 from kerasdance.data.dataset import Dataset
+from kerasdance.data.pipeline import move_pieces
 from kerasdance.errors import DataFormatError
 from kerasdance.skeleton import side_balance
 
@@ -40,8 +41,9 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
 
     Returns:
         ``{"root", "layout", "num_sequences", "class_names", "per_class", "unlabelled", "per_subject",
-        "modalities", "frames": {"min", "median", "max"}, "depth_mm": {"min", "max"} (nonzero; None
-        without depth), "zero_frames", "zero_sequences", "invalid_joint_rows", "sides" (``side_summary``:
+        "fps", "continuous" (None, or for recordings with per-frame labels ``{"recordings", "moves_per_class",
+        "move_frames_share"}``), "modalities", "frames": {"min", "median", "max"}, "depth_mm": {"min", "max"}
+        (nonzero; None without depth), "zero_frames", "zero_sequences", "invalid_joint_rows", "sides" (``side_summary``:
         which side performers lead with, and whether ``train --mirror`` may help), "frame_edges"
         (``edge_summary``: skeletons partly out of the camera's view, and whether ``train --edge-cuts`` may
         help), "problems", "failed"}``.
@@ -59,6 +61,8 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
         per_subject[key] = per_subject.get(key, 0) + 1
         for m in r.modalities:
             modalities[m] += 1
+    per_class_moves = {c: 0 for c in dataset.class_names}
+    continuous = move_frames = continuous_frames = 0
     lengths: list[int] = []
     dmin, dmax = None, None
     zero_frames = zero_seqs = invalid_rows = 0
@@ -83,6 +87,13 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
                 failed.append(ref.name)
                 continue
             lengths.append(seq.num_frames)
+            if seq.frame_labels is not None:  # a continuous recording: its moves are labelled frame by frame
+                continuous += 1
+                continuous_frames += seq.num_frames
+                unlabelled -= ref.label is None
+                for _, start, stop, label in move_pieces(seq.frame_labels, 0):
+                    per_class_moves[dataset.class_names[label]] += 1
+                    move_frames += stop - start
             if seq.depth_mm is not None:
                 nz = seq.depth_mm[seq.depth_mm > 0]
                 if nz.size:
@@ -119,6 +130,10 @@ def inspect(dataset: Dataset, progress: Callable[[int, int], None] | None = None
         "class_names": list(dataset.class_names),
         "per_class": per_class,
         "unlabelled": unlabelled,
+        "fps": float(dataset.fps),
+        "continuous": None if not continuous else {
+            "recordings": continuous, "moves_per_class": per_class_moves,
+            "move_frames_share": move_frames / max(continuous_frames, 1)},
         "per_subject": dict(sorted(per_subject.items(), key=lambda kv: (not kv[0].isdigit(), int(kv[0])
                                                                          if kv[0].isdigit() else 0))),
         "modalities": modalities,
@@ -224,9 +239,17 @@ def format_inspect(summary: dict) -> str:
     lines.append("")
     names = list(summary["per_class"])
     w = max([len("class")] + [len(n) for n in names])
-    lines.append(f"{'id':>3}  {'class':<{w}}  count")
-    for i, n in enumerate(names):
-        lines.append(f"{i:>3}  {n:<{w}}  {summary['per_class'][n]:>5}")
+    cont = summary.get("continuous")
+    if cont:  # clips count as sequences, continuous recordings as their moves (runs of per-frame labels)
+        lines.append(f"continuous {cont['recordings']} recordings with per-frame labels at {summary['fps']:g} fps, "
+                     f"{cont['move_frames_share'] * 100:.0f}% of their frames in a move")
+        lines.append(f"{'id':>3}  {'class':<{w}}  count  moves in recordings")
+        for i, n in enumerate(names):
+            lines.append(f"{i:>3}  {n:<{w}}  {summary['per_class'][n]:>5}  {cont['moves_per_class'][n]:>5}")
+    else:
+        lines.append(f"{'id':>3}  {'class':<{w}}  count")
+        for i, n in enumerate(names):
+            lines.append(f"{i:>3}  {n:<{w}}  {summary['per_class'][n]:>5}")
     if summary.get("unlabelled"):
         lines.append(f"{'-':>3}  {'(unlabelled)':<{w}}  {summary['unlabelled']:>5}")
     lines.append("")
