@@ -106,7 +106,7 @@ def cli(verbose: int):
 @click.option("--sensor", type=click.Choice(["kinect_v1", "d435", "d435_640"]), default=None,
               help="--scene studio: kinect_v1 (320x240, 15 fps, as MSR-Action3D), d435 (RealSense D435 848x480, "
                    "30 fps) or d435_640 (640x480, 30 fps); --fps defaults to the sensor's. D435 takes are large "
-                   "(~0.2 MB a frame compressed). [kinect_v1]")
+                   "(~0.6 MB a frame compressed: a 6-move take ~0.6 GB). [kinect_v1]")
 @click.option("--mask/--no-mask", default=True, show_default=True,
               help="--scene studio: store the per-pixel person mask (int8, compressed) in each .npz.")
 @friendly_errors
