@@ -22,6 +22,7 @@ import numpy as np
 
 from kerasdance import __version__
 from kerasdance.errors import KerasdanceError
+from kerasdance.scene import PICKS
 
 log = logging.getLogger("kerasdance.edge")
 
@@ -133,6 +134,18 @@ def main(verbose: int) -> None:
 @click.option("--smooth/--no-smooth", default=True, show_default=True, help="One-Euro smoothing of the joints.")
 @click.option("--window-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Time span the model sees (default T / 15 s, as in training).")
+@click.option("--room", "room_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="An empty-room capture (`kerasdance-edge calibrate`): its background and floor are removed. "
+                   "Without it the background is learned over the first 3 s (start with the view clear, or move).")
+@click.option("--max-people", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Follow up to N dancers, each with a stable ID, its own window and move (results carry "
+                   "'person'); 1: one dancer, the output without a person ID.")
+@click.option("--pick", type=click.Choice(PICKS), default="largest", show_default=True,
+              help="Who is followed when more people are in view than --max-people: the largest (visible "
+                   "surface), the nearest, or the one nearest the centre of the view.")
+@click.option("--segment/--no-segment", default=True, show_default=True,
+              help="Find the dancers in the full frame (floor, background and other people set to 0); "
+                   "--no-segment: the frame as it comes (for recordings whose background is already 0).")
 @click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Also save the show as a dataset in DIR (generic layout: depth frames, tracked joints, states, "
                    "moves, timestamps, fps, camera), one .npz per --record-segment-s seconds, written in the "
@@ -148,7 +161,7 @@ def main(verbose: int) -> None:
 @flip_test_option
 def track(model_path, source_spec, osc, osc_format, jsonl, ws_port, ws_host, web_port, web_host, max_frames, realtime,
           record_dir, record_labels, record_append, record_segment_s,
-          threads, smooth, window_seconds, flip_test) -> None:
+          threads, smooth, window_seconds, room_path, max_people, pick, segment, flip_test) -> None:
     """Track a dancer and stream joints and moves (live status on stderr about once a second)."""
     from kerasdance_edge.sinks import JsonlSink, OscSink, WebSocketSink
     from kerasdance_edge.smoothing import OneEuroFilter
@@ -158,8 +171,8 @@ def track(model_path, source_spec, osc, osc_format, jsonl, ws_port, ws_host, web
     try:
         model = _load_model(model_path, threads, flip_test)
         source = make_source(source_spec, model, realtime)
-        tracker = Tracker(model, window_seconds=window_seconds,
-                          smoothing=OneEuroFilter(min_cutoff=1.0, beta=0.5, d_cutoff=1.0) if smooth else None)
+        tracker = make_tracker(lambda: Tracker(model, window_seconds=window_seconds, smoothing=OneEuroFilter(
+            min_cutoff=1.0, beta=0.5, d_cutoff=1.0) if smooth else None), segment, room_path, max_people, pick)
         names = model.joint_names
         if jsonl is not None:
             sinks.append(JsonlSink(jsonl, joint_names=names))
@@ -215,6 +228,48 @@ def track(model_path, source_spec, osc, osc_format, jsonl, ws_port, ws_host, web
                f"p99 {stats.latency_ms(99):.1f} ms; faults: {faults}", err=True)
     if record_dir is not None:
         click.echo(recorder.summary(), err=True)
+
+
+def make_tracker(factory, segment: bool = True, room_path: str | None = None, max_people: int = 1,
+                 pick: str = "largest"):
+    """``factory()`` (a ``Tracker``: the frame as it comes) or, with ``segment``, a ``PeopleTracker`` that finds
+    up to ``max_people`` dancers in the room (``room_path``: an empty-room capture) and gives each a ``factory()``."""
+    if not segment:
+        if room_path or max_people > 1:
+            raise click.UsageError("--room and --max-people find people in the frame: drop --no-segment")
+        return factory()
+    from kerasdance.scene import Room, SceneConfig
+    from kerasdance_edge.people import PeopleTracker
+
+    room = Room.load(room_path) if room_path else None
+    return PeopleTracker(factory, max_people=max_people, room=room, scene=SceneConfig(pick=pick))
+
+
+@main.command()
+@click.option("--source", "source_spec", default="realsense", show_default=True,
+              help="'realsense' or a recording of the empty room (MSR *_sdepth.bin or .npz with depth_mm).")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="How long to capture.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="The room file (.npz).")
+@click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False),
+              help="MODEL.tflite: capture at its camera resolution (default: 320x240, the Kinect v1's).")
+def calibrate(source_spec, seconds, out_path, model_path) -> None:
+    """Capture the empty room (its background depth and floor plane) for `track --room`: leave the view clear."""
+    import types
+
+    from kerasdance.camera import KINECT_V1
+    from kerasdance_edge.people import capture_room
+
+    try:
+        model = _load_model(model_path, 1) if model_path else types.SimpleNamespace(intrinsics=KINECT_V1)
+        room, n = capture_room(make_source(source_spec, model, realtime=False), seconds)
+        room.save(out_path)
+    except EXPECTED_ERRORS + (RuntimeError,) as e:
+        raise _fail(e) from None
+    known = float((room.background_mm > 0).mean()) * 100
+    floor = (f"floor {room.floor.offset:.2f} m below the camera, camera tilted {room.floor.tilt_deg():.0f} deg"
+             if room.floor is not None else "no floor found (people are told apart by the background alone)")
+    click.echo(f"{out_path}: {n} frames, background known on {known:.0f}% of the view, {floor}", err=True)
 
 
 def _bench_frames(model, n: int):

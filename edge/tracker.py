@@ -360,6 +360,9 @@ def run(source: DepthSource, tracker: Tracker, sinks: Iterable = (), max_frames:
         on_result: Callable[[TrackResult, RunStats], None] | None = None) -> RunStats:
     """Track a source until it ends, ``max_frames`` frames were processed, or Ctrl-C.
 
+    ``tracker``: a ``Tracker`` or anything with its ``bind``/``update``/``faults`` (``people.PeopleTracker``, whose
+    ``update`` may return a list: one result per dancer, each sent; a frame counts as tracked when one is).
+
     Opens the source (``with source``), binds the tracker to it, sends every result to every sink
     (``sink.send(result)``) and closes the source and the sinks at the end, whatever happens.
     A live source (``source.live``) is read in a thread through a ``LatestFrameQueue``.
@@ -417,14 +420,17 @@ def run(source: DepthSource, tracker: Tracker, sinks: Iterable = (), max_frames:
                     stats.faults.reconnects = getattr(source, "reconnects", 0)
                     if result is None:
                         continue
+                    results = result if isinstance(result, list) else [result]  # several dancers: one each
                     stats.frames += 1
-                    stats.states[result.state] += 1
-                    stats.tracked += result.state == TRACKING
-                    stats.latencies_ms.append(result.latency_ms)
-                    _send(sinks, result, stats.faults, warn)
+                    stats.tracked += any(r.state == TRACKING for r in results)
+                    stats.latencies_ms.append(max(r.latency_ms for r in results))
+                    for result in results:
+                        stats.states[result.state] += 1
+                        _send(sinks, result, stats.faults, warn)
                     stats.elapsed_s = time.perf_counter() - t0
                     if on_result is not None:
-                        on_result(result, stats)
+                        for result in results:
+                            on_result(result, stats)
                     if max_frames is not None and stats.frames >= max_frames:
                         break
             finally:

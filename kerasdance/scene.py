@@ -161,15 +161,18 @@ def _refit(points: np.ndarray, weights: np.ndarray) -> Plane:
 
 def fit_floor(points_m: np.ndarray, rng: np.random.Generator, iterations: int = 64, inlier_m: float = 0.03,
               max_tilt_deg: float = 45.0, camera_height_m: tuple[float, float] = (0.3, 4.0),
-              min_inliers: int = 50) -> Plane | None:
+              min_inliers: int = 50, min_share: float = 0.05) -> Plane | None:
     """The floor among ``(N, 3)`` camera-metre points by RANSAC, or None when no plausible plane is found.
 
     Hypotheses are planes through three random points; the plausible ones (normal within ``max_tilt_deg`` of
     the camera's up axis, camera ``camera_height_m`` above the plane) are scored by their inliers (within
-    ``max(inlier_m, 3 sigma(z))``); the best is refitted on its inliers by least squares weighted by the depth
-    noise (``1 / sigma(z)^2``: near points count more), three times with a tightening band (3, 2, 1.5 sigma).
+    ``max(inlier_m, 3 sigma(z))``), and the best must hold ``min_share`` of the points (so that two edges, e.g.
+    a wall's and a box's bottom, do not make a floor); it is refitted on its inliers by least squares weighted by
+    the depth noise (``1 / sigma(z)^2``: near points count more), three times with a tightening band (3, 2, 1.5
+    sigma).
     """
     pts = np.asarray(points_m, np.float64).reshape(-1, 3)
+    min_inliers = max(min_inliers, int(min_share * len(pts)))
     if len(pts) < max(3, min_inliers):
         return None
     sigma_m = depth_sigma_mm(pts[:, 2] * 1000.0) / 1000.0
@@ -393,10 +396,26 @@ class Segmenter:
         self.background_mm = np.where(nvalid * 2 >= len(g), bg, 0.0).astype(np.float32)
         self._learn = []
 
-    def fit_floor_on(self, grid_mm: np.ndarray) -> Plane | None:
-        """RANSAC floor on a grid's valid points (at most 3000 of them, seeded)."""
+    def fit_floor_on(self, grid_mm: np.ndarray, baseline: int = 3) -> Plane | None:
+        """RANSAC floor on a grid's points whose surface faces up (at most 3000 of them, seeded).
+
+        A point's surface normal is the cross product of the differences to its neighbours ``baseline`` grid
+        cells to the right and below (neither farther than 15% of the depth); only points whose normal is within
+        ``max_floor_tilt_deg`` of the camera's up axis take part, so walls and the fronts of furniture never make
+        a floor.
+        """
         g = np.asarray(grid_mm, np.float32)
-        pts = self.points(g)[g > 0]
+        p = self.points(g)
+        k = baseline
+        right, down = p[:-k, k:] - p[:-k, :-k], p[k:, :-k] - p[:-k, :-k]
+        n = np.cross(right, down)
+        ok = (g[:-k, :-k] > 0) & (g[:-k, k:] > 0) & (g[k:, :-k] > 0)
+        near = 0.15 * p[:-k, :-k, 2] + 0.05  # neighbours across a depth step are not one surface
+        ok &= (np.linalg.norm(right, axis=-1) <= near) & (np.linalg.norm(down, axis=-1) <= near)
+        norm = np.linalg.norm(n, axis=-1)
+        cos_up = np.abs(n[..., 1]) / np.maximum(norm, 1e-9)
+        ok &= cos_up >= np.cos(np.radians(self.config.max_floor_tilt_deg))
+        pts = p[:-k, :-k][ok]
         if len(pts) > 3000:
             pts = pts[self._rng.choice(len(pts), 3000, replace=False)]
         c = self.config
