@@ -109,8 +109,13 @@ def cli(verbose: int):
                    "(~0.6 MB a frame compressed: a 6-move take ~0.6 GB). [kinect_v1]")
 @click.option("--mask/--no-mask", default=True, show_default=True,
               help="--scene studio: store the per-pixel person mask (int8, compressed) in each .npz.")
+@click.option("--skeleton-noise", type=click.Choice(["clean", "kinect", "hard"]), default="clean", show_default=True,
+              help="Clips: store the joints a real depth-camera tracker gives (lost joints and frames, freezes, "
+                   "left/right swaps, feet through the floor, a wrong person for a few frames) instead of the true "
+                   "joints plus jitter. For skeleton-mode sets: the stored joints are also a depth run's key-point "
+                   "targets (as on real MSR-Action3D), so keep the default for depth training. Depth is the same.")
 @friendly_errors
-def synth(set_name, out, seed, limit_per_class, background, continuous, fps, takes, moves,
+def synth(set_name, out, seed, limit_per_class, background, continuous, fps, takes, moves, skeleton_noise,
           subjects, scene, people, passerby, sensor, mask):
     """Generate a synthetic depth-dance set: one clip per move in the MSR-Action3D file formats, or with
     --continuous whole performances with per-frame labels in the generic layout; with --scene studio
@@ -138,6 +143,8 @@ def synth(set_name, out, seed, limit_per_class, background, continuous, fps, tak
             raise click.UsageError(f"{', '.join(given)} only apply with --continuous")
     elif limit_per_class is not None:
         raise click.UsageError("--limit-per-class applies to clips, not with --continuous")
+    elif skeleton_noise != "clean":
+        raise click.UsageError("--skeleton-noise applies to clips, not (yet) with --continuous")
     kind = "studio takes" if studio else "performances" if continuous else "sequences"
     with click.progressbar(length=1, label=f"rendering {set_name}{' ' + kind if continuous else ''}") as bar:
         state = {"n": 0}
@@ -158,7 +165,7 @@ def synth(set_name, out, seed, limit_per_class, background, continuous, fps, tak
                                    moves=moves or 6, background=background, progress=progress)
         else:
             n = write_set(set_name, out, seed=seed, limit_per_class=limit_per_class, background=background,
-                          progress=progress)
+                          progress=progress, skeleton_noise=skeleton_noise)
     click.echo(f"wrote {n} {kind} to {out}")
 
 
@@ -348,6 +355,10 @@ def model_summary(config_file, input_mode, classes):
               help="Train on the windows the live tracker sees (each ends at a random frame and spans the tracker's "
                    "T frames before it, with the crop of those frames only) instead of whole recordings resampled "
                    "to T frames. [clip]")
+@click.option("--skeleton-noise", "skeleton_noise_aug", type=click.Choice(["clean", "kinect", "hard"]), default=None,
+              help="Skeleton input: pass most training windows' joints through this level of the tracker-noise "
+                   "model (lost joints and frames, freezes, left/right swaps, foot errors, a wrong person), so that "
+                   "the model does not learn clean joints only; clean: off. [kinect]")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="[120]")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="[16]")
 @click.option("--seed", type=int, default=None, help="Seeds data order, augmentation, init, dropout. [0]")
@@ -378,8 +389,8 @@ def model_summary(config_file, input_mode, classes):
               help="Preprocessing cache. [~/.cache/kerasdance]")
 @friendly_errors
 def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_for_all, self_training,
-          supervised_epochs, rounds, mirror, edge_cuts, live_windows, epochs, batch_size, seed, val_fraction,
-          val_subjects, test_subjects, split_file, strategy, config_file,
+          supervised_epochs, rounds, mirror, edge_cuts, live_windows, skeleton_noise_aug, epochs, batch_size, seed,
+          val_fraction, val_subjects, test_subjects, split_file, strategy, config_file,
           resume, init_from, cache_dir):
     """Train the LSTM-CNN with the custom loop (Dice-CE 3:1, OHEM, self-training)."""
     from kerasdance.config import RunConfig
@@ -392,7 +403,7 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
          "self_training": self_training, "supervised_stage_epochs": supervised_epochs,
          "self_training_rounds": rounds, "mirror_augment": mirror,
          "edge_cut_share": None if edge_cuts is None else EDGE_CUT_SHARE * edge_cuts, "live_windows": live_windows,
-         "epochs": epochs,
+         "skeleton_noise": skeleton_noise_aug, "epochs": epochs,
          "batch_size": batch_size, "seed": seed,
          "validation_fraction": val_fraction, "strategy": strategy}
     t.update(_split_options(val_subjects, test_subjects, split_file, val_fraction))

@@ -44,6 +44,9 @@ class DataConfig(_Serialisable):
         depth_scale_mm: normalised depth = (depth - body depth) / depth_scale_mm.
         motion_channel: add a second channel, the frame-to-frame difference of normalised depth.
         velocity_features: skeleton mode: append joint velocities to positions.
+        skeleton_repair: skeleton mode: clean each window of tracker joints (``preprocess.repair_skeleton``: lost,
+            jumping and implausible joints filled in by interpolation, left/right swaps undone) and add a validity
+            feature per joint (1 observed, 0 filled in).
         min_depth_mm / max_depth_mm: valid sensor range; other readings are treated as holes.
         crop_supersample: each crop pixel averages ``k x k`` depth pixels sampled evenly over its cell (an area
             average: thin limbs and silhouette edges keep sub-pixel detail); 1 = the nearest pixel only.
@@ -56,6 +59,7 @@ class DataConfig(_Serialisable):
     depth_scale_mm: float = 1000.0
     motion_channel: bool = True
     velocity_features: bool = True
+    skeleton_repair: bool = True
     min_depth_mm: float = 400.0
     max_depth_mm: float = 8000.0
     crop_supersample: int = 1
@@ -79,7 +83,7 @@ class DataConfig(_Serialisable):
 
     @property
     def skeleton_features(self) -> int:
-        return NUM_JOINTS * 3 * (2 if self.velocity_features else 1)
+        return NUM_JOINTS * (3 * (2 if self.velocity_features else 1) + (1 if self.skeleton_repair else 0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +233,10 @@ class TrainConfig(_Serialisable):
     # performers who come near the camera leave its field of view (feet below the frame first). Without it a model
     # has seen only whole bodies, and places the joints it cannot see at the frame's edge.
     edge_cut_share: float = 0.0
+    # Skeleton mode: the tracker-noise level ("clean", "kinect", "hard"; ``kerasdance.data.tracker_noise``) that
+    # most training windows' joints go through (``Augment.tracker_noise``), so that the model learns the joints a
+    # real tracker gives, not only clean ones; "clean": none. No effect in depth mode.
+    skeleton_noise: str = "kinect"
     # Train on the windows the live tracker sees: each training window ends at a random frame of its recording and
     # spans the tracker's T frames before it (fewer at a recording's start, repeated to T, as in the tracker's
     # warm-up), with the person crop of those frames only (no future frames), instead of the whole recording
@@ -273,6 +281,8 @@ class TrainConfig(_Serialisable):
         _check(0 < self.ohem_fraction <= 1, f"ohem_fraction must be in (0, 1]. Received: {self.ohem_fraction!r}")
         _check(0 <= self.edge_cut_share <= 1,
                f"edge_cut_share must be in [0, 1]. Received: edge_cut_share={self.edge_cut_share!r}")
+        _check(self.skeleton_noise in ("clean", "kinect", "hard"),
+               f"skeleton_noise must be clean, kinect or hard. Received: skeleton_noise={self.skeleton_noise!r}")
         _check(self.heatmap_weight >= 0, f"heatmap_weight must be >= 0. Received: {self.heatmap_weight!r}")
         _check(self.ohem_ranking in ("sum", "each", "class"),
                f"ohem_ranking must be sum, each or class. Received: {self.ohem_ranking!r}")
@@ -378,8 +388,9 @@ class RunConfig(_Serialisable):
 
 
 #: Fields added after runs were first saved, with the value a run saved without them was trained with.
-SAVED_RUN_ADDED_FIELDS = {"data": {"crop_supersample": 1},
+SAVED_RUN_ADDED_FIELDS = {"data": {"crop_supersample": 1, "skeleton_repair": False},
                           "model": {"keypoint_head": "dense", "keypoint_kernel": 1, "keypoint_refine": 0,
                                     "keypoint_layers": 1},
                           "train": {"distribution_alignment": False, "edge_cut_share": 0.0, "live_windows": False,
+                                    "skeleton_noise": "clean",
                                     "val_subjects": (), "test_subjects": (), "train_subjects": ()}}

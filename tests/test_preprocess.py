@@ -193,8 +193,9 @@ def test_joint_targets_mask_missing_joints():
 def test_skeleton_features_shape_and_velocity():
     j = np.zeros((4, 20, 3))
     j[:, :, 0] = np.arange(4)[:, None] * 0.1  # moving right
-    f = pp.skeleton_features(j, CFG)
-    assert f.shape == (4, CFG.skeleton_features)
+    plain = DataConfig(frames=8, crop_size=32, skeleton_repair=False)  # (frame 0's all-zero rows: kept as they are)
+    f = pp.skeleton_features(j, plain)
+    assert f.shape == (4, plain.skeleton_features)
     f6 = f.reshape(4, 20, 6)
     np.testing.assert_allclose(f6[1:, :, 3], 0.4, atol=1e-6)  # velocity * 4
 

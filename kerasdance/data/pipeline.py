@@ -32,7 +32,8 @@ import numpy as np
 from kerasdance.camera import Intrinsics
 from kerasdance.config import DataConfig
 from kerasdance.data import preprocess as pp
-from kerasdance.data.dataset import DEFAULT_FPS
+from kerasdance.data.dataset import DEFAULT_FPS, EMPTY_ROOM_NPZ
+from kerasdance.data.tracker_noise import apply_tracker_noise
 from kerasdance.skeleton import MIRROR, NUM_JOINTS, mirror_joints
 
 log = logging.getLogger("kerasdance.data")
@@ -135,7 +136,17 @@ def _cache_key(dataset, refs, cfg: DataConfig, with_depth: bool) -> str:
         for p in sorted(str(p) for p in ref.paths.values()):
             st = os.stat(p)
             h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    room = _empty_room_path(dataset)
+    if with_depth and room is not None:  # its frames are masked against the room
+        st = os.stat(room)
+        h.update(f"{room}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:20]
+
+
+def _empty_room_path(dataset) -> Path | None:
+    root = getattr(dataset, "root", None)
+    path = None if root is None else Path(root) / EMPTY_ROOM_NPZ
+    return path if path is not None and path.is_file() else None
 
 
 def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None, with_depth: bool = True,
@@ -144,6 +155,12 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
 
     Sequences without a usable person (every depth frame empty; without depth, every joint row
     invalid) are skipped with a warning naming them.
+
+    A dataset with an ``empty_room.npz`` (frames of the room without anybody, e.g. from ``kerasdance-edge
+    calibrate`` or ``kerasdance synth --scene studio``) was filmed in a room: each depth frame is first masked to
+    its dancer (``kerasdance.scene.mask_sequence``: floor and background removed, the person blob nearest the
+    recording's skeleton kept), the segmentation the device runs, so recordings made in a room train without
+    hand masking.
 
     Args:
         dataset: the opened dataset.
@@ -162,6 +179,12 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
                 d = {k: z[k] for k in z.files}
             log.info("loaded preprocessed cache %s", cache)
             return Prepared(names=[str(n) for n in d.pop("names")], **d)
+    room = None
+    if with_depth and _empty_room_path(dataset) is not None:
+        from kerasdance.scene import Room, mask_sequence
+
+        room = Room.from_frames(dataset.empty_room(), dataset.intrinsics)
+        log.info("%s: each frame masked to its dancer against the empty room (%s)", dataset.root, EMPTY_ROOM_NPZ)
     S = cfg.crop_size
     names, labels, subjects, lengths, anchors, rates = [], [], [], [], [], []
     crops, jn, jmask, jm, cparams, intr, fstats = [], [], [], [], [], [], []
@@ -210,6 +233,8 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
         if progress:
             progress(i, len(refs))
         seq = dataset.load(ref)
+        if room is not None and seq.depth_mm is not None:
+            seq.depth_mm = mask_sequence(seq.depth_mm, seq.intrinsics, room, seq.joints_m)
         n = seq.num_frames
         per_frame = getattr(seq, "frame_labels", None)
         if per_frame is None:
@@ -312,6 +337,11 @@ class Augment:
     # hands above it; at the side: an arm). The joints keep their targets, so the model learns to place joints it
     # cannot see. Off by default (``TrainConfig.edge_cut_share`` sets it for training).
     edge_cut: float = 0.0
+    # Skeleton mode: the tracker-noise level (``tracker_noise.LEVELS``) that a share ``tracker_noise_share`` of the
+    # windows' joints go through (lost joints and frames, freezes, left/right swaps, foot errors, wrong persons), so
+    # that a model does not learn clean joints only. "clean": off (``TrainConfig.skeleton_noise`` sets it).
+    tracker_noise: str = "clean"
+    tracker_noise_share: float = 0.8
 
     @classmethod
     def weak(cls) -> Augment:
@@ -412,7 +442,8 @@ class WindowSampler:
         if mirror:
             joints, mask = mirror_joints(joints), mask[:, MIRROR]
         if self.input_mode == "skeleton":
-            jm = mirror_joints(d.joints_m[idx]) if mirror else d.joints_m[idx]
+            jm = _tracker_joints(d, i, idx, aug, rng) if aug is not None and rng is not None else d.joints_m[idx]
+            jm = mirror_joints(jm) if mirror else jm
             if aug is not None and rng is not None:
                 jm = _rotate_y(jm, rng.uniform(-2 * aug.rotation_rad, 2 * aug.rotation_rad)) * rng.uniform(
                     1 - aug.scale, 1 + aug.scale)
@@ -590,7 +621,17 @@ def training_augment(t) -> Augment | None:
     mirror and frame-edge cuts; None without augmentation. The trainer and QAT fine-tuning both use it."""
     if not t.augment:
         return None
-    return Augment(mirror=0.5 if t.mirror_augment else 0.0, edge_cut=t.edge_cut_share)
+    return Augment(mirror=0.5 if t.mirror_augment else 0.0, edge_cut=t.edge_cut_share, tracker_noise=t.skeleton_noise)
+
+
+def _tracker_joints(d: Prepared, i: int, idx: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    """Sequence ``i``'s joints at the frames ``idx``, in a share ``aug.tracker_noise_share`` of the windows through
+    the tracker-noise model (applied to the whole recording, at 15 fps, then indexed). Nothing is drawn when
+    ``aug.tracker_noise`` is "clean": the random stream is then as without it."""
+    if aug.tracker_noise == "clean" or rng.random() >= aug.tracker_noise_share:
+        return d.joints_m[idx]
+    s = d.frames_of(i)
+    return apply_tracker_noise(d.joints_m[s], aug.tracker_noise, rng)[np.asarray(idx) - s.start]
 
 
 #: Share of training windows cut at a frame edge with ``kerasdance train --edge-cuts``.

@@ -22,13 +22,14 @@ the exact inverse of ``camera_to_crop``.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 
 from kerasdance.camera import Intrinsics
 from kerasdance.config import DataConfig
-from kerasdance.skeleton import NUM_JOINTS
+from kerasdance.skeleton import BONES, NUM_JOINTS
 
 log = logging.getLogger("kerasdance.data")
 
@@ -289,19 +290,168 @@ def make_window(frames: np.ndarray, indices: np.ndarray, cfg: DataConfig, crop: 
     return add_motion(x, cfg, out=out)
 
 
-def skeleton_features(joints: np.ndarray, cfg: DataConfig) -> np.ndarray:
-    """Skeleton-mode input: hip-centred, scale-normalised joints (+ velocities).
+#: Torso joints: the frame's centre for ``repair_skeleton``'s jump test.
+_TORSO = (6, 3, 2, 0, 1, 4, 5)  # hip centre, spine, shoulder centre, shoulders, hips (``skeleton.Joint``)
+#: Limb pairs whose left and right a tracker swaps (from the elbow / knee out), for ``repair_skeleton``.
+_SWAP_PAIRS = (((7, 9, 11), (8, 10, 12)), ((13, 15, 17), (14, 16, 18)))
+#: A frame whose torso centre is farther than this from the median of its neighbours' is another person's (metres).
+JUMP_M = 0.45
+#: Frames either side of a frame in ``repair_skeleton``'s jump test.
+JUMP_HALF_WIDTH = 5
+
+
+def joint_validity(joints: np.ndarray) -> np.ndarray:
+    """``(..., 20, 3)`` -> ``(..., 20)`` bool: a joint is valid when all its coordinates are finite and it is not an
+    all-zero row (the Kinect SDK's "not tracked"; no tracked joint sits at the camera's centre)."""
+    j = np.asarray(joints)
+    return np.isfinite(j).all(axis=-1) & (np.abs(np.nan_to_num(j)).sum(axis=-1) > 1e-9)
+
+
+def repair_skeleton(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clean one window of tracker joints: reject what a tracker gets wrong, then fill it in from the rest.
+
+    1. Invalid joints (``joint_validity``: NaN, not finite, all-zero rows) are rejected.
+    2. Frames whose torso centre jumps more than ``JUMP_M`` from the median of the ``JUMP_HALF_WIDTH`` frames
+       either side (a wrong person) are rejected whole.
+    3. Left/right limb swaps (``_SWAP_PAIRS``) are undone by continuity: each frame keeps the labelling nearer to
+       the frame before (positions relative to the hip centre); where most frames end up relabelled, the others
+       are the swapped ones.
+    4. A joint whose bone to its parent is far from that bone's median length over the window (more than 30% +
+       8 cm off: a foot through the floor, a joint flung out) is rejected.
+    5. Rejected joints are filled by linear interpolation in time (the nearest valid value before the first / after
+       the last), a joint never valid in the window by its parent's track.
 
     Args:
-        joints: ``(..., frames, 20, 3)`` camera metres (NaN where missing).
+        joints: ``(frames, 20, 3)`` camera metres.
 
     Returns:
-        ``(..., frames, cfg.skeleton_features)`` float32.
+        ``(filled (frames, 20, 3) float64, valid (frames, 20) bool)``: ``valid`` is False where a value was filled
+        in. All zeros and all False when nothing in the window is valid.
+    """
+    j = np.array(joints, dtype=np.float64)
+    if j.ndim != 3 or j.shape[1:] != (NUM_JOINTS, 3):
+        raise ValueError(f"joints must be (frames, {NUM_JOINTS}, 3). Received: shape={j.shape!r}")
+    n = j.shape[0]
+    valid = joint_validity(j)
+    j[~valid] = np.nan
+    # 2. Jumps of the whole skeleton.
+    torso = j[:, list(_TORSO)]
+    with warnings.catch_warnings():  # an all-NaN frame's centre is NaN: expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(torso, axis=1) if n else np.zeros((0, 3))
+    if n:
+        h = JUMP_HALF_WIDTH
+        padded = np.concatenate([np.full((h, 3), np.nan), centre, np.full((h, 3), np.nan)])
+        near = np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1, axis=0)  # (n, 3, 2h + 1)
+        enough = np.isfinite(near[:, 0]).sum(axis=-1) >= 3
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(near, axis=-1)
+        jump = enough & (np.linalg.norm(centre - med, axis=-1) > JUMP_M)  # False where the centre is NaN
+        valid[jump] = False
+    # 3. Left/right swaps, by continuity (before the bone test: a swapped elbow hangs from the wrong shoulder).
+    j[~valid] = np.nan
+    with np.errstate(all="ignore"):
+        rel = j - j[:, 6:7]
+    for left, right in _SWAP_PAIRS:
+        lr, rl = list(left) + list(right), list(right) + list(left)
+        flipped = np.zeros(n, bool)
+        state, prev = False, None  # prev: the pair's last known positions, in the corrected labelling
+        for t in range(n):
+            same, other = (rel[t, rl], rel[t, lr]) if state else (rel[t, lr], rel[t, rl])
+            if prev is not None:
+                keep, swap = _mean_dist(same, prev), _mean_dist(other, prev)
+                if np.isfinite(keep) and np.isfinite(swap) and swap < 0.6 * keep:
+                    state, same = not state, other
+            flipped[t] = state
+            ok = np.isfinite(same).all(axis=-1)
+            prev = same.copy() if prev is None else np.where(ok[:, None], same, prev)
+        if flipped.sum() * 2 > n:  # most frames relabelled: the first frames were the swapped ones
+            flipped = ~flipped
+        if flipped.any():
+            swap_idx = _swap_index(left, right)
+            j[flipped] = j[flipped][:, swap_idx]
+            valid[flipped] = valid[flipped][:, swap_idx]
+    # 4. Bones far from their median length (parents first, so a rejected parent is not a reference).
+    for parent, child in BONES:
+        length = np.linalg.norm(j[:, child] - j[:, parent], axis=-1)
+        ok = np.isfinite(length)
+        if ok.sum() < 2:
+            continue
+        ref = np.median(length[ok])
+        bad = ok & (np.abs(length - ref) > 0.3 * ref + 0.08)
+        valid[bad, child] = False
+        j[bad, child] = np.nan
+    # 5. Fill in.
+    j[~valid] = np.nan
+    t = np.arange(n)
+    if not valid.any():
+        return np.zeros_like(j), valid
+    order = [6] + [c for _, c in BONES]  # the root first, then parents before children
+    for k in order:
+        ok = valid[:, k]
+        if ok.any():
+            for d in range(3):
+                j[:, k, d] = np.interp(t, t[ok], j[ok, k, d])
+        else:
+            j[:, k] = j[:, _PARENT_OF[k]] if k != 6 else np.nan
+    if not np.isfinite(j[:, 6]).all():  # the hip centre never seen: from any other joint's track
+        first = int(np.flatnonzero(valid.any(axis=0))[0])
+        j[:, 6] = j[:, first]
+        for k in order[1:]:
+            if not valid[:, k].any():
+                j[:, k] = j[:, _PARENT_OF[k]]
+    return np.nan_to_num(j), valid
+
+
+def _mean_dist(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean distance between the rows of ``a`` and ``b`` finite in both (NaN if none)."""
+    d = np.sqrt(((a - b) ** 2).sum(axis=-1))
+    d = d[d == d]
+    return float(d.sum() / d.size) if d.size else float("nan")
+
+
+def _swap_index(left, right) -> list[int]:
+    idx = list(range(NUM_JOINTS))
+    for a, b in zip(left, right):
+        idx[a], idx[b] = b, a
+    return idx
+
+
+#: Each joint's parent along ``BONES`` (the hip centre has none).
+_PARENT_OF = {int(c): int(p) for p, c in BONES}
+
+
+def skeleton_features(joints: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """Skeleton-mode input: hip-centred, scale-normalised joints (+ velocities, + a validity flag).
+
+    With ``cfg.skeleton_repair`` each window is cleaned first (``repair_skeleton``: invalid and implausible joints
+    rejected and filled in by interpolation, jumping frames rejected, left/right swaps undone) and each joint gets
+    a last feature, 1 where it was observed and 0 where it was filled in. Without it a missing joint sits at the
+    hip centre. No NaN leaves this function.
+
+    Args:
+        joints: ``(..., frames, 20, 3)`` camera metres (NaN, or an all-zero row, where missing).
+
+    Returns:
+        ``(..., frames, cfg.skeleton_features)`` float32: per joint ``x y z`` (+ ``vx vy vz``) (+ ``valid``).
     """
     j = np.asarray(joints, dtype=np.float64)
+    valid = None
+    if cfg.skeleton_repair:
+        lead = j.shape[:-3]
+        flat = j.reshape((-1,) + j.shape[-3:])
+        pairs = [repair_skeleton(w) for w in flat]
+        j = np.stack([p[0] for p in pairs]).reshape(j.shape) if pairs else j
+        valid = np.stack([p[1] for p in pairs]).reshape(lead + j.shape[-3:-1]) if pairs else None
+        if valid is None:
+            valid = np.zeros(j.shape[:-1], bool)
+        j = np.where(valid.any(axis=(-1, -2), keepdims=True)[..., None], j, np.nan)
     # A missing joint ends up at the hip centre (0 after centring).
     j = np.where(np.isfinite(j), j, np.nan)
-    root = np.nanmedian(j[..., 6:7, :], axis=-3, keepdims=True)  # hip centre over time
+    with warnings.catch_warnings():  # a window without a hip centre: root 0 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        root = np.nanmedian(j[..., 6:7, :], axis=-3, keepdims=True)  # hip centre over time
     root = np.where(np.isfinite(root), root, 0.0)
     rel = np.nan_to_num(j - root)
     feats = [rel]
@@ -309,5 +459,7 @@ def skeleton_features(joints: np.ndarray, cfg: DataConfig) -> np.ndarray:
         vel = np.zeros_like(rel)
         vel[..., 1:, :, :] = rel[..., 1:, :, :] - rel[..., :-1, :, :]
         feats.append(vel * 4.0)
-    out = np.concatenate(feats, axis=-1)  # (..., frames, 20, 3k)
+    if valid is not None:
+        feats.append(valid[..., None].astype(np.float64))
+    out = np.concatenate(feats, axis=-1)  # (..., frames, 20, 3k (+1))
     return out.reshape(*out.shape[:-2], -1).astype(np.float32)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasdance.camera import KINECT_V1, Intrinsics
+from kerasdance.data.tracker_noise import TrackerNoise, apply_tracker_noise
 from kerasdance.data.types import Sequence
 from kerasdance.skeleton import BONES, NUM_JOINTS
 from kerasdance.skeleton import Joint as J
@@ -405,12 +406,17 @@ def _sensor(zbuf: np.ndarray, rng, intrinsics: Intrinsics, background: bool, cam
 
 
 def generate_sequence(set_name: str, label: int, subject: int, episode: int, seed: int = 0,
-                      intrinsics: Intrinsics = KINECT_V1, background: bool = False) -> Sequence:
+                      intrinsics: Intrinsics = KINECT_V1, background: bool = False,
+                      skeleton_noise: str = "clean") -> Sequence:
     """One synthetic recording.
+
+    ``skeleton_noise`` "kinect" or "hard": the stored joints are what a real tracker outputs
+    (``tracker_noise.apply_tracker_noise`` of the true joints, drawn from a stream of their own); the depth is the
+    same as with "clean".
 
     Returns:
         A ``Sequence`` with ``depth_mm`` ``(F, H, W)`` uint16, ``joints_m`` ``(F, 20, 3)`` float32 camera metres
-        (with jitter and the odd NaN row), label, subject, episode and name ``aXX_sYY_eZZ``.
+        (with jitter and the odd NaN row, or the tracker noise), label, subject, episode and name ``aXX_sYY_eZZ``.
     """
     spec = SETS[_check_set(set_name)]
     if not 0 <= label < len(spec["classes"]):
@@ -449,6 +455,10 @@ def generate_sequence(set_name: str, label: int, subject: int, episode: int, see
         stored[rows[:, None], rng.integers(0, NUM_JOINTS, (2, 3))] = np.nan
     if rng.random() < 0.03:
         depth[rng.integers(0, n)] = 0
+    if skeleton_noise != "clean":
+        noise_rng = np.random.default_rng(np.random.SeedSequence([seed, list(SETS).index(set_name), label, subject,
+                                                                  episode, 1]))
+        stored = apply_tracker_noise(joints, skeleton_noise, noise_rng, fps=FPS)
     return Sequence(name=f"a{label + 1:02d}_s{subject:02d}_e{episode:02d}", depth_mm=depth, joints_m=stored,
                     label=int(label), subject=int(subject), episode=int(episode), intrinsics=intrinsics)
 
@@ -484,15 +494,20 @@ def count_sequences(set_name: str, seed: int = 0, subjects=None, limit_per_class
 
 
 def write_set(set_name: str, out_dir: str | Path, seed: int = 0, subjects=None, limit_per_class: int | None = None,
-              background: bool = False, progress: Callable[[int, int], None] | None = None) -> int:
-    """Render a set into ``out_dir`` in the MSR-Action3D layout, plus ``classes.txt``. Returns the count."""
+              background: bool = False, progress: Callable[[int, int], None] | None = None,
+              skeleton_noise: str = "clean") -> int:
+    """Render a set into ``out_dir`` in the MSR-Action3D layout, plus ``classes.txt``. Returns the count.
+
+    ``skeleton_noise``: the stored joints' tracker noise (``generate_sequence``); both skeleton files carry it."""
+    TrackerNoise.level(skeleton_noise)  # an unknown level fails before anything is written
     from kerasdance.data.msr import write_msr_sequence
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     total = count_sequences(set_name, seed, subjects, limit_per_class)
     n = 0
-    for seq in iter_sequences(set_name, seed, subjects, limit_per_class, background=background):
+    for seq in iter_sequences(set_name, seed, subjects, limit_per_class, background=background,
+                              skeleton_noise=skeleton_noise):
         write_msr_sequence(out, seq)
         n += 1
         if progress:
