@@ -493,9 +493,9 @@ def generate_studio_take(set_name: str, subject: int, take: int, seed: int = 0, 
         fps: frames per second (default: the sensor's, 15 or 30).
         moves: moves per dancer.
         cross: whether dancer 1 crosses the stage (None: seeded).
-        max_frames: keep only the first frames (for previews and tests).
+        max_frames: keep only the first frames (for previews and tests): the same frames as the whole take's.
         empty_frames: frames of the empty room (``render_empty_room``).
-        scene: the room; default ``StudioScene.draw(seed, sensor)``.
+        scene: the room (its sensor replaces ``sensor``); default ``StudioScene.draw(seed, sensor)``.
 
     Returns:
         A ``StudioTake``; its main dancer's joints and labels are ``to_sequence()``'s.
