@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= demo_out
 
-.PHONY: demo test lint bench check-aarch64 clean
+.PHONY: demo test lint bench check-aarch64 chromium clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) -m kerasdance.demo --out $(DEMO_DIR)
 
-test: $(VENV)/.installed
+# The live view's browser test needs Debian's chromium: installed when missing and we are root (else it skips).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium (apt-get) for the live view's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
+test: $(VENV)/.installed chromium
 	$(PY) -m ruff check kerasdance edge tools tests benchmarks
 	$(PY) -m pytest -q --timeout=600 tests
 
