@@ -585,3 +585,28 @@ def rank(people: list[Person], pick: str) -> list[Person]:
     else:
         raise ValueError(f"pick must be one of {PICKS}. Received: pick={pick!r}")
     return sorted(people, key=key)
+
+
+def mask_sequence(depth_mm: np.ndarray, intrinsics: Intrinsics, room: Room | None = None,
+                  joints_m: np.ndarray | None = None, config: SceneConfig | None = None) -> np.ndarray:
+    """A recording's ``(F, H, W)`` depth with everything but its dancer set to 0 (training data preparation).
+
+    Each frame's dancer is the person blob whose centroid is nearest that frame's skeleton (``joints_m``
+    ``(F, J, 3)`` camera metres, the labelled dancer when several are in view), else the first by
+    ``config.pick``; a frame with no plausible person becomes all 0. ``room``: the empty room (None: learned
+    from the recording itself, as the device does without a room file).
+    """
+    config = config or SceneConfig()
+    seg = Segmenter(intrinsics, dataclasses.replace(config, max_people=max(config.max_people, 8)), room=room)
+    frames = np.asarray(depth_mm)
+    out = np.zeros(frames.shape, np.uint16)
+    for i, frame in enumerate(frames):
+        people = seg.update(frame)
+        if not people:
+            continue
+        best = people[0]
+        if joints_m is not None and i < len(joints_m) and np.isfinite(joints_m[i]).any():
+            centre = np.nanmean(np.asarray(joints_m[i], np.float64), axis=0)
+            best = min(people, key=lambda p: float(np.linalg.norm(p.centroid_m - centre)))
+        out[i] = seg.masked_depth(frame, best)
+    return out

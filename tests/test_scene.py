@@ -274,3 +274,26 @@ def test_plane_height_sign():
     assert plane.height(np.array([0.0, -1.0, 3.0])) == pytest.approx(0.0)
     assert plane.height(np.array([0.0, 0.0, 3.0])) == pytest.approx(1.0)
     assert Person.__doc__
+
+
+def test_prepare_masks_a_studio_dataset_to_its_dancer(tmp_path):
+    """A dataset with empty_room.npz: prepare's person statistics follow the labelled dancer, not the floor."""
+    from kerasdance.config import DataConfig
+    from kerasdance.data import scenes
+    from kerasdance.data.dataset import Dataset
+    from kerasdance.data.pipeline import prepare
+
+    scenes.write_studio_takes("dance11", tmp_path, subjects=[1], takes=1, people=2, max_frames=40, empty_frames=8)
+    ds = Dataset.open(tmp_path)
+    seq = ds.load(ds.refs[0])
+    truth = seq.intrinsics.project(np.nanmean(seq.joints_m, axis=1))  # u, v, z of the labelled dancer
+    stats = prepare(ds, ds.refs, DataConfig(crop_size=32)).frame_stats
+    err_u = np.abs(stats[:, 0] - truth[:, 0])
+    assert np.mean(err_u < 8) >= 0.9 and np.all(err_u < 30)  # the median column of the body vs its joints' mean
+    assert np.all(np.abs(stats[:, 2] / 1000 - truth[:, 2]) < 0.25)
+    masked = ds.load(ds.refs[0])
+    from kerasdance.scene import Room, mask_sequence
+
+    out = mask_sequence(masked.depth_mm, masked.intrinsics, Room.from_frames(ds.empty_room(), ds.intrinsics),
+                        masked.joints_m)
+    assert 0 < (out > 0).mean() < 0.1  # the dancer only: a small share of the frame
