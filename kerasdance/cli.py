@@ -254,7 +254,9 @@ def motion():
               help="The file to write (.bvh or .csv).")
 @click.option("--person", type=int, default=None,
               help="The track ID to export from a JSONL that holds several performers.")
-@click.option("--sequence", default=None, help="The sequence to export from a dataset folder.")
+@click.option("--sequence", default=None,
+              help="From a dataset folder: the sequence, or the take of a --record folder (its segments joined). "
+                   "[the folder's only sequence or take]")
 @click.option("--fps", type=click.FloatRange(0, min_open=True), default=None,
               help="Frame rate (default: from the timestamps of a JSONL, the dataset.json beside a .npz, else 15).")
 @friendly_errors
@@ -271,6 +273,7 @@ def motion_export(joints, fmt, out_path, person, sequence, fps):
     Examples:
       kerasdance-edge track --model m.tflite --source show.npz --jsonl show.jsonl
       kerasdance motion export show.jsonl --out show.bvh
+      kerasdance motion export shows/night1 --out night1.bvh     # a --record folder: its one take, whole
       kerasdance motion export rec/ --sequence rec_20261205-120000_0001 --format csv --out part1.csv
     """
     import numpy as np

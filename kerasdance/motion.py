@@ -2,7 +2,8 @@
 
 Inputs (``load_motion``): a JSON-lines file of ``kerasdance-edge track --jsonl`` (one performer, or one
 chosen with ``person``), a generic-layout ``.npz`` with ``joints_m`` (a recording segment of
-``kerasdance-edge track --record``, a dataset sequence) or a dataset folder with a sequence name.
+``kerasdance-edge track --record``, a dataset sequence) or a dataset folder with a sequence name (or,
+for a ``--record`` folder, a take: its segments joined).
 
 BVH conventions (``write_bvh``):
 
@@ -213,29 +214,80 @@ def load_npz(path: str | Path, fps: float | None = None) -> Motion:
     return _motion(joints, fps, path.name, time_s)
 
 
+def _takes(ds) -> dict[str, list[Path]]:
+    """Take name -> its segment files in order, from the ``take`` of ``dataset.json``'s entries (recordings of
+    ``kerasdance-edge track --record``; other datasets have none)."""
+    try:
+        entries = json.loads((ds.root / "dataset.json").read_text(encoding="utf-8")).get("sequences") or []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return {}
+    takes: dict[str, list[Path]] = {}
+    for e in entries:
+        if isinstance(e, dict) and isinstance(e.get("take"), str) and isinstance(e.get("file"), str):
+            takes.setdefault(e["take"], []).append(ds.root / e["file"])
+    return {t: sorted(files) for t, files in takes.items()}
+
+
+def _load_take(files: list[Path], fps: float, name: str) -> Motion:
+    """A recorded take's segments as one motion on the grid of source frame indices (gaps become NaN rows)."""
+    joints, index, ts = [], [], []
+    for p in files:
+        with np.load(p, allow_pickle=False) as z:
+            if not {"joints_m", "frame_index", "timestamp_us"} <= set(z.files):
+                raise DataFormatError(f"{p}: not a segment of kerasdance-edge track --record (needs joints_m, "
+                                      f"frame_index, timestamp_us; has {sorted(z.files)})")
+            joints.append(z["joints_m"])
+            index.append(z["frame_index"])
+            ts.append(z["timestamp_us"])
+    idx, t_us = np.concatenate(index).astype(np.int64), np.concatenate(ts).astype(np.float64)
+    order = np.argsort(idx, kind="stable")
+    idx, t_us, j = idx[order], t_us[order], np.concatenate(joints)[order]
+    grid = np.arange(idx[0], idx[-1] + 1)
+    out = np.full((len(grid), NUM_JOINTS, 3), np.nan)
+    out[idx - idx[0]] = j
+    time_s = np.interp(grid, idx, (t_us - t_us[0]) / 1e6) if len(idx) > 1 else np.zeros(1)
+    return _motion(out, fps, name, time_s)
+
+
 def load_dataset_sequence(directory: str | Path, sequence: str | None = None, fps: float | None = None) -> Motion:
-    """The joints of one sequence of a dataset folder (MSR-Action3D or generic layout).
+    """The joints of one sequence of a dataset folder (MSR-Action3D or generic layout), or of a whole take of a
+    ``kerasdance-edge track --record`` folder (its segments joined, by source frame index).
+
+    Args:
+        directory: the folder.
+        sequence: a sequence name or a take name; None: the folder's only sequence, or its only take.
+        fps: override the dataset's frame rate.
 
     Raises:
-        DataFormatError: no such sequence, several and none chosen, or it has no joints.
+        DataFormatError: no such sequence or take, several and none chosen, or no joints.
     """
     from kerasdance.data.dataset import Dataset
 
     ds = Dataset.open(directory)
     names = [r.name for r in ds.refs]
+    takes = _takes(ds) if ds.layout == "generic" else {}
+    fps = fps if fps is not None else ds.fps
     if sequence is None:
-        if len(names) != 1:
-            raise DataFormatError(f"{directory}: holds {len(names)} sequences ({', '.join(names[:5])}"
-                                  f"{' ...' if len(names) > 5 else ''}): choose one with --sequence")
-        sequence = names[0]
+        if len(names) == 1:
+            sequence = names[0]
+        elif len(takes) == 1:
+            sequence = next(iter(takes))
+        else:
+            what = f"takes {', '.join(sorted(takes))}" if takes else f"sequences {', '.join(names[:5])}"
+            more = " ..." if not takes and len(names) > 5 else ""
+            raise DataFormatError(f"{directory}: holds {len(takes) or len(names)} {what}{more}: choose one with "
+                                  "--sequence")
     ref = next((r for r in ds.refs if r.name == sequence), None)
     if ref is None:
-        raise DataFormatError(f"{directory}: no sequence named {sequence!r} (there are: {', '.join(names[:5])}"
-                              f"{' ...' if len(names) > 5 else ''})")
+        if sequence in takes:
+            return _load_take(takes[sequence], fps, f"take {sequence}")
+        listed = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+        raise DataFormatError(f"{directory}: no sequence named {sequence!r} (there are: {listed}"
+                              + (f"; takes: {', '.join(sorted(takes))}" if takes else "") + ")")
     seq = ds.load(ref)
     if seq.joints_m is None:
         raise DataFormatError(f"{directory}: sequence {sequence!r} has no joints (depth only)")
-    return _motion(seq.joints_m, fps if fps is not None else seq.fps, f"{sequence}")
+    return _motion(seq.joints_m, fps, f"{sequence}")
 
 
 def load_motion(path: str | Path, person: int | None = None, sequence: str | None = None,

@@ -12,6 +12,7 @@ from edge_fixtures import ArraySource, FaultySource, person_depth, tiny_model, w
 
 from kerasdance.data.dataset import Dataset
 from kerasdance.data.inspect import inspect
+from kerasdance.errors import DataFormatError
 from kerasdance_edge.recorder import Recorder, RecorderBehind, RecorderError
 from kerasdance_edge.tracker import NO_PERSON, TRACKING, WARMUP, Faults, TrackResult, run
 
@@ -87,6 +88,23 @@ def test_recording_reads_back_as_a_dataset(depth, tmp_path):
     summary = inspect(ds)
     assert summary["failed"] == [] and summary["num_sequences"] == 3 and summary["unlabelled"] == 3
     assert not list(out.glob(".*tmp"))
+
+
+def test_a_whole_take_exports_as_one_motion(depth, tmp_path):
+    from kerasdance.motion import load_motion
+
+    out = tmp_path / "rec"
+    record(out, depth, source=FaultySource(depth, drop={20, 21}, fps=15.0))  # two frames the source lost
+    m = load_motion(out)  # the folder's only take, its three segments joined
+    assert m.num_frames == 40 and m.fps == 15.0
+    assert np.isnan(m.joints_m[[9, 19, 20, 21, 29]]).all()  # nobody there / frames lost
+    np.testing.assert_array_equal(m.joints_m[22], StubTracker.joints(22))
+    np.testing.assert_allclose(m.time_s[21], 21 / 15, atol=1e-6)
+    record(out, depth[:5], take="encore", append=True)
+    with pytest.raises(DataFormatError, match="takes encore, show: choose one with --sequence"):
+        load_motion(out)
+    assert load_motion(out, sequence="encore").num_frames == 5
+    assert load_motion(out, sequence="show_0002").num_frames == 15  # one segment as it is: frames 15-31 but 20, 21
 
 
 def test_tracked_moves_as_frame_labels(depth, tmp_path):
