@@ -594,7 +594,9 @@ def write_bvh(motion: Motion, path: str | Path) -> Motion:
     offsets = bvh_offsets_m(lengths) * CM_PER_M
     ends = {i: e * CM_PER_M for i, e in bvh_end_sites_m(lengths).items()}
     local, _ = solve_rotations(filled.joints_m)
-    angles = np.degrees(euler_zxy_from_matrix(local))  # (F, nodes, 3) in channel order Z X Y
+    # (F, nodes, 3) in channel order Z X Y; unwrapped over time (a turn goes on past 180 degrees rather than
+    # jumping to -180, so that an importer interpolating the curves does not spin the dancer back)
+    angles = np.degrees(np.unwrap(euler_zxy_from_matrix(local), axis=0))
     root_cm = filled.joints_m[:, BVH_NODES[0].at] * AXES * CM_PER_M
     children: dict[int, list[int]] = {}
     for i, n in enumerate(BVH_NODES):

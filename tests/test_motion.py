@@ -87,6 +87,21 @@ def test_bvh_read_by_bvhio(performance, tmp_path):
                 np.testing.assert_allclose(xyz, ours[name], atol=0.1)  # 1 mm (bvhio computes in float32)
 
 
+def test_a_full_turn_has_smooth_angle_curves(tmp_path):
+    """A standing dancer turning a whole turn: the angles go on past 180 degrees (no jump back), positions exact."""
+    pose = rigid(synthetic.generate_performance("dance11", 1, 1, seed=0, moves=1).joints_m[:1])[0]
+    hip = pose[Joint.HIP_CENTER]
+    a = np.radians(np.arange(0, 370, 10.0))
+    rot = np.stack([np.stack([np.cos(a), 0 * a, np.sin(a)], -1), np.stack([0 * a, 1 + 0 * a, 0 * a], -1),
+                    np.stack([-np.sin(a), 0 * a, np.cos(a)], -1)], -2)  # about the vertical through the hips
+    joints = hip + np.einsum("fij,kj->fki", rot, pose - hip)
+    path = tmp_path / "turn.bvh"
+    M.write_bvh(M.Motion(joints, 15.0, np.arange(len(a)) / 15.0), path)
+    bvh = M.read_bvh(path)
+    assert np.abs(np.diff(bvh.values[:, 3:], axis=0)).max() < 20
+    np.testing.assert_allclose(M.bvh_to_joints_m(bvh), joints, atol=1e-6)
+
+
 def test_hierarchy_conventions():
     names = [n.name for n in M.BVH_NODES]
     assert set(JOINT_NAMES) <= set(names) and names[0] == "hip_center"
