@@ -498,14 +498,20 @@ class Segmenter:
         sx = np.bincount(flat, weights=x, minlength=n + 1)
         sy = np.bincount(flat, weights=y, minlength=n + 1)
         sz = np.bincount(flat, weights=z, minlength=n + 1)
-        top = (ndimage.maximum(self._floor_h, labels, cand) if self._floor_h is not None
-               else np.asarray(ndimage.maximum(y.reshape(labels.shape), labels, cand))
-               - np.asarray(ndimage.minimum(y.reshape(labels.shape), labels, cand)))
-        xmin = ndimage.minimum(x.reshape(labels.shape), labels, cand)
-        xmax = ndimage.maximum(x.reshape(labels.shape), labels, cand)
-        gz = g.reshape(labels.shape)
-        zmin = ndimage.minimum(gz, labels, cand)
-        zmax = ndimage.maximum(gz, labels, cand)
+        # Per-label extremes with one sort of the labelled pixels (ndimage.minimum/maximum sort every call).
+        idx = np.flatnonzero(flat > 0)
+        idx = idx[np.argsort(flat[idx], kind="stable")]
+        starts = np.searchsorted(flat[idx], np.arange(1, n + 1))  # every label 1..n has pixels
+
+        def per_label(values: np.ndarray, ufunc) -> np.ndarray:
+            return ufunc.reduceat(values.ravel()[idx], starts)[cand - 1]
+
+        if self._floor_h is not None:
+            top = per_label(self._floor_h, np.maximum)
+        else:
+            top = per_label(y, np.maximum) - per_label(y, np.minimum)
+        xmin, xmax = per_label(x, np.minimum), per_label(x, np.maximum)
+        zmin, zmax = per_label(g, np.minimum), per_label(g, np.maximum)
         slices = ndimage.find_objects(labels)
         gw = labels.shape[1]
         H, W = self.intrinsics.height, self.intrinsics.width
