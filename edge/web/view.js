@@ -146,7 +146,8 @@ function drawInfo(frame) {
   const main = people.find((p) => p.state === "tracking") || people.find((p) => p.state === "warmup") || people[0];
   if (main) setBadge(el("state"), main.state, main.state);
   const moving = people.filter((p) => p.move_ready);
-  el("move").textContent = moving.length ? moving.map((p) => p.move).join(", ") : "-";
+  const tag = (p) => (p.person === null || p.person === undefined ? "" : "#" + p.person + " ");
+  el("move").textContent = moving.length ? moving.map((p) => tag(p) + p.move).join(", ") : "-";
   const conf = moving.length ? moving[0].confidence : 0;
   el("confidence").textContent = moving.length ? fmt(100 * conf, 0) + " %" : "";
   el("confidence-bar").style.width = Math.round(200 * (conf || 0)) + "px";
