@@ -30,13 +30,17 @@ def load_recording(path: str | Path) -> Sequence:
             with np.load(path, allow_pickle=False) as z:
                 depth = z["depth_mm"]
                 joints = z["joints_m"].astype(np.float32) if "joints_m" in z.files else None
+                frame_labels = z["frame_labels"].astype(np.int64) if "frame_labels" in z.files else None
         except (KeyError, ValueError, OSError) as e:
             raise DataFormatError(f"{path}: not a kerasdance .npz sequence ({e})") from None
-        intr = Intrinsics()
+        intr, fps = Intrinsics(), 15.0
         meta = path.parent / "dataset.json"
         if meta.exists():
-            intr = Intrinsics.from_dict(json.loads(meta.read_text())["intrinsics"])
-        return Sequence(path.stem, depth.astype(np.uint16), joints, intrinsics=intr)
+            info = json.loads(meta.read_text())
+            intr = Intrinsics.from_dict(info["intrinsics"])
+            fps = float(info.get("fps", fps))
+        return Sequence(path.stem, depth.astype(np.uint16), joints, intrinsics=intr, fps=fps,
+                        frame_labels=frame_labels)
     name = msr.parse_name(path)
     stem = path.parent / msr.format_name(name.action, name.subject, name.episode, "")
     return msr.load_msr_sequence(Path(str(stem).rstrip("_")))
@@ -77,6 +81,12 @@ def predict_sequence(run_dir: str | Path, seq: Sequence, flip_test: bool = False
     cfg, class_names, model = load_run(run_dir)
     if flip_test:
         check_flip_test(cfg, run_dir)
+    moves = 0 if seq.frame_labels is None else len({int(v) for v in seq.frame_labels if v >= 0})
+    if moves > 1 or seq.num_frames > 4 * cfg.data.frames / 15.0 * seq.fps:
+        log.warning("%s: %s; predict gives one move for the whole recording. For the move frame by frame, replay it "
+                    "through the tracker: kerasdance-edge track --model MODEL.tflite --source FILE",
+                    seq.name, f"its per-frame labels hold {moves} moves" if moves > 1 else
+                    f"it lasts {seq.num_frames / seq.fps:.1f} s, over 4 of the model's windows")
     keep = np.flatnonzero(seq.depth_valid) if seq.depth_mm is not None else np.arange(seq.num_frames)
     if keep.size == 0:
         raise DataFormatError(f"{seq.name}: every depth frame is empty")

@@ -64,6 +64,16 @@ def test_train_evaluate_predict(tiny_msr, tiny_config, tmp_path, caplog):
     flipped = np.asarray(json.loads((tmp_path / "f.json").read_text())["joints_m"])
     assert flipped.shape == (8, 20, 3) and not np.allclose(flipped, joints["joints_m"])
     assert (tmp_path / "a.gif").stat().st_size > 0
+    assert "one move for the whole recording" not in caplog.text
+    # a continuous recording (per-frame labels of two moves): predict says it gives one move and what to use instead
+    from kerasdance.data.dataset import Dataset, write_generic
+
+    seq = Dataset.open(tiny_msr).load(Dataset.open(tiny_msr).refs[0])
+    seq.frame_labels = np.where(np.arange(seq.num_frames) < seq.num_frames // 2, 0, 1)
+    write_generic(tmp_path / "cont", [seq], ["a", "b", "c"], seq.intrinsics)
+    res = runner.invoke(cli, ["predict", str(run), str(tmp_path / "cont" / f"{seq.name}.npz")])
+    assert res.exit_code == 0, res.output
+    assert "hold 2 moves" in caplog.text and "kerasdance-edge track" in caplog.text
 
     res = runner.invoke(cli, _train_args(tiny_msr, run, tiny_config))
     assert res.exit_code == 1 and "--resume" in res.output  # never overwrites a run
