@@ -159,6 +159,8 @@ def test_val_subjects_run_records_and_evaluate_reads_them(tiny_msr, tiny_config,
     assert metrics["n_train"] == 3 and metrics["val"]["n"] == 3 and metrics["n_test"] == 6
     log = (run / "train_log.csv").read_text().splitlines()
     assert "val_acc" in log[0] and len(log) == 3
+    val_acc = [float(row.split(",")[log[0].split(",").index("val_acc")]) for row in log[1:]]
+    assert metrics["best_epoch"] == max(i + 1 for i, v in enumerate(val_acc) if v == max(val_acc))  # ties: later
 
     res = CliRunner().invoke(cli, ["evaluate", str(run), "--split", "val", "--json", str(tmp_path / "v.json")])
     assert res.exit_code == 0, res.output

@@ -2,8 +2,8 @@
 
 ``train(data_dir, run_dir, cfg)`` is what ``kerasdance train`` calls. ``RUN_DIR`` receives
 ``config.json``, ``checkpoints/`` (one per epoch, written atomically, pointed at by
-``checkpoints/latest.json``), ``model.keras`` (best by validation accuracy, or the last
-epoch without a validation split), ``train_log.csv``, TensorBoard logs in ``tb/`` and
+``checkpoints/latest.json``), ``model.keras`` (best by validation accuracy, the later epoch of
+a tie, or the last epoch without a validation split), ``train_log.csv``, TensorBoard logs in ``tb/`` and
 ``metrics.json``.
 
 Determinism: the data sampler is a pure function of (seed, epoch) and the model's dropout
@@ -466,15 +466,16 @@ def _train(s: _Session, run_dir: Path, cfg: RunConfig, resume: bool, init_from=N
             vm = evaluate_prepared(trainer.predict(data.val), data.val, cfg)
             logs["val_acc"] = vm["accuracy"]
             improved = vm["accuracy"] > best["val_acc"]
+            # A tie keeps the later epoch: further down the schedule, its key-points are better (on validation:
+            # docs/EXPERIMENTS.md, "Validation discipline"). Early stopping still waits for a better accuracy.
+            keep = vm["accuracy"] >= best["val_acc"]
         else:
-            improved = True
-        if improved:
+            improved = keep = True
+        if keep:
             best = {"val_acc": logs.get("val_acc", -1.0), "epoch": epoch}
-            patience = 0
             trainer.model.save(run_dir / "model.keras.tmp.keras")
             os.replace(run_dir / "model.keras.tmp.keras", run_dir / "model.keras")
-        else:
-            patience += 1
+        patience = 0 if improved else patience + 1
         history.append({k: v for k, v in logs.items() if not isinstance(v, str)})
         if writer is not None:
             with writer.as_default(step=epoch):
