@@ -108,24 +108,30 @@ class _Pacer:
             time.sleep(delay)
 
 
-def _dataset_intrinsics(npz: Path) -> Intrinsics:
+def _dataset_meta(npz: Path) -> tuple[Intrinsics, float]:
+    """The intrinsics and frame rate of a generic-layout ``.npz`` from its sibling ``dataset.json`` (Kinect v1 and
+    15 fps without one, or where it has no ``fps``)."""
     meta = npz.parent / "dataset.json"
     if not meta.exists():
-        return KINECT_V1
+        return KINECT_V1, MSR_FPS
     try:
-        return Intrinsics.from_dict(json.loads(meta.read_text())["intrinsics"])
+        info = json.loads(meta.read_text())
+        fps = float(info.get("fps", MSR_FPS))
+        if not np.isfinite(fps) or fps <= 0:
+            raise ValueError(f"fps must be positive, not {fps!r}")
+        return Intrinsics.from_dict(info["intrinsics"]), fps
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
-        raise DataFormatError(f"{meta}: cannot read its intrinsics ({e})") from None
+        raise DataFormatError(f"{meta}: cannot read its intrinsics and fps ({e})") from None
 
 
 class RecordingSource(DepthSource):
     """Replays a recording: an MSR ``*_sdepth.bin`` or a generic-layout ``.npz`` (key ``depth_mm``).
 
     Args:
-        path: the file. A ``.npz`` takes its intrinsics from a sibling ``dataset.json`` when there is one,
-            else Kinect v1 (as MSR files).
+        path: the file. A ``.npz`` takes its intrinsics and frame rate from a sibling ``dataset.json`` when there
+            is one, else Kinect v1 at 15 fps (as MSR files).
         realtime: deliver frames at ``fps`` (a rehearsal of the live show); False: as fast as they are taken.
-        fps: the recording's frame rate (MSR-Action3D: 15).
+        fps: the recording's frame rate; None: the recording's own (``dataset.json``'s ``fps``; MSR-Action3D: 15).
 
     Raises:
         FileNotFoundError: no such file.
@@ -133,11 +139,12 @@ class RecordingSource(DepthSource):
         ValueError: neither ``.bin`` nor ``.npz``.
     """
 
-    def __init__(self, path: str | Path, realtime: bool = False, fps: float = MSR_FPS):
+    def __init__(self, path: str | Path, realtime: bool = False, fps: float | None = None):
         self.path = Path(path)
-        if fps <= 0:
+        if fps is not None and fps <= 0:
             raise ValueError(f"fps must be positive. Received: fps={fps!r}")
-        self.fps, self.realtime, self.live = float(fps), realtime, realtime
+        self.realtime, self.live = realtime, realtime
+        own_fps = MSR_FPS
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such recording")
         suffix = self.path.suffix.lower()
@@ -158,10 +165,11 @@ class RecordingSource(DepthSource):
                 raise DataFormatError(f"{self.path}: depth_mm must be (frames, height, width) integers. "
                                       f"Received: shape={depth.shape}, dtype={depth.dtype}")
             self.depth_mm = np.clip(depth, 0, 65535).astype(np.uint16)
-            intr = _dataset_intrinsics(self.path)
+            intr, own_fps = _dataset_meta(self.path)
         else:
             raise ValueError(f"{self.path}: a recording is an MSR *_sdepth.bin or a .npz with depth_mm. "
                              f"Received suffix: {suffix!r}")
+        self.fps = float(own_fps if fps is None else fps)
         h, w = self.depth_mm.shape[1:]
         self.intrinsics = intr if (intr.height, intr.width) == (h, w) else intr.scaled(w, h)
 

@@ -55,9 +55,16 @@ def test_npz_recording_intrinsics_from_dataset_json_or_kinect(tmp_path):
     intr = Intrinsics(500.0, 500.0, 320.0, 240.0, 640, 480)
     (tmp_path / "dataset.json").write_text(json.dumps({"format": "kerasdance-generic", "intrinsics": intr.to_dict()}))
     src = RecordingSource(tmp_path / "take.npz")
-    assert src.intrinsics == intr and len(src) == 3
+    assert src.intrinsics == intr and len(src) == 3 and src.fps == 15.0
     with src:
         assert next(iter(src.frames())).depth_mm.shape == (480, 640)
+    # a recording's own frame rate (dataset.json's fps) times its frames, unless given
+    (tmp_path / "dataset.json").write_text(json.dumps({"format": "kerasdance-generic", "intrinsics": intr.to_dict(),
+                                                       "fps": 30.0}))
+    src = RecordingSource(tmp_path / "take.npz")
+    with src:
+        assert src.fps == 30.0 and [f.timestamp_us for f in src.frames()] == [0, 33333, 66667]
+    assert RecordingSource(tmp_path / "take.npz", fps=60.0).fps == 60.0
 
 
 def test_recording_errors(tmp_path):
