@@ -231,18 +231,33 @@ def track(model_path, source_spec, osc, osc_format, jsonl, ws_port, ws_host, web
 
 
 def make_tracker(factory, segment: bool = True, room_path: str | None = None, max_people: int = 1,
-                 pick: str = "largest"):
+                 pick: str = "largest", room=None):
     """``factory()`` (a ``Tracker``: the frame as it comes) or, with ``segment``, a ``PeopleTracker`` that finds
-    up to ``max_people`` dancers in the room (``room_path``: an empty-room capture) and gives each a ``factory()``."""
+    up to ``max_people`` dancers in the room (``room_path``: an empty-room capture, or ``room``: a loaded ``Room``)
+    and gives each a ``factory()``."""
     if not segment:
-        if room_path or max_people > 1:
+        if room_path or room is not None or max_people > 1:
             raise click.UsageError("--room and --max-people find people in the frame: drop --no-segment")
         return factory()
     from kerasdance.scene import Room, SceneConfig
     from kerasdance_edge.people import PeopleTracker
 
-    room = Room.load(room_path) if room_path else None
+    if room_path:
+        room = Room.load(room_path)
     return PeopleTracker(factory, max_people=max_people, room=room, scene=SceneConfig(pick=pick))
+
+
+def _eval_room(data_dir, room_path):
+    """The room ``eval --segment`` uses: ``--room``, else the dataset's ``empty_room.npz`` (learned from its
+    frames), else None (learned from the first frames of the replay)."""
+    from kerasdance.data.dataset import Dataset
+    from kerasdance.scene import Room
+
+    if room_path:
+        return Room.load(room_path)
+    ds = Dataset.open(data_dir)
+    frames = ds.empty_room()
+    return None if frames is None else Room.from_frames(frames, ds.intrinsics)
 
 
 @main.command()
@@ -378,11 +393,21 @@ def bench(model_path, frames, threads, as_json, flip_test) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Replay only this many test recordings.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Interpreter threads.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report.")
+@click.option("--segment/--no-segment", default=True, show_default=True,
+              help="Find the dancer in each frame as `track` does (floor and background removed; the room: --room, "
+                   "else the dataset's empty_room.npz, else learned over the first 3 s). --no-segment: the frame "
+                   "as it comes (recordings whose background is already 0).")
+@click.option("--room", "room_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="An empty-room capture (`kerasdance-edge calibrate`) for --segment.")
+@click.option("--pick", type=click.Choice(PICKS), default="largest", show_default=True,
+              help="Which blob is the dancer when several are found.")
 @flip_test_option
-def eval_(model_path, data_dir, protocol, part, modes, seed, limit, threads, json_out, flip_test) -> None:
+def eval_(model_path, data_dir, protocol, part, modes, seed, limit, threads, json_out, segment, room_path, pick,
+          flip_test) -> None:
     """Replay test recordings frame by frame through the tracker and the model (the code `track` runs):
     per-frame move accuracy, key-point error, time to the first key-points, lag after a move change, latency."""
     from kerasdance_edge.live_eval import MODES, evaluate_live, format_live_report
+    from kerasdance_edge.tracker import Tracker
 
     modes = modes or MODES
     bars = []
@@ -395,13 +420,17 @@ def eval_(model_path, data_dir, protocol, part, modes, seed, limit, threads, jso
 
     try:
         model = _load_model(model_path, threads, flip_test)
-        report = evaluate_live(model, data_dir, protocol, modes, seed, limit, progress=progress, part=part)
+        room = _eval_room(data_dir, room_path) if segment else None
+        report = evaluate_live(model, data_dir, protocol, modes, seed, limit, progress=progress, part=part,
+                               tracker_factory=lambda m: make_tracker(lambda: Tracker(m), segment, None, 1, pick,
+                                                                      room=room))
     except EXPECTED_ERRORS as e:
         raise _fail(e) from None
     finally:
         if bars:
             bars[0].__exit__(None, None, None)
     report["flip_test"] = flip_test
+    report["segment"] = "off" if not segment else (room_path or ("empty_room.npz" if room is not None else "learned"))
     click.echo(format_live_report(report))
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=2) + "\n")

@@ -218,6 +218,10 @@ class PeopleTracker:
         for t in self.tracks:
             t.unseen_s = max(ts - t.timestamp_us, 0) / 1e6
         pairs = associate(self.tracks, people, ts, self.gate_m, self.max_speed_m_s)
+        if self.single and self.tracks and people and not pairs:
+            # One dancer: whoever the pick rule puts first is the dancer, wherever they are now (a jump, a cut in
+            # a replay), and keeps the window; the gate is for telling several dancers apart.
+            pairs = [(0, 0)]
         results: dict[int, TrackResult] = {}
         matched_t, matched_p = {r for r, _ in pairs}, {c for _, c in pairs}
         for r, c in pairs:

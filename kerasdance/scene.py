@@ -78,6 +78,9 @@ class SceneConfig:
             ``round(width / grid_width)``).
         learn_frames: frames over which the background is learned when no room is loaded (3 s at 15 fps).
         reveal_frames: consecutive farther readings that replace a pixel's background.
+        max_below_floor_share: a floor candidate with more of the frame's points than this under it is refused.
+        min_room_share: a learned background known on less of the view than this is no room (a recording whose
+            background is already 0): nothing is subtracted.
         noise_k: foreground threshold in combined noise sigmas.
         min_margin_mm: the smallest foreground margin in front of the background.
         floor_margin_m: points nearer the floor than this (or 4 sigma) are floor.
@@ -96,6 +99,8 @@ class SceneConfig:
     grid_width: int = 160
     learn_frames: int = 45
     reveal_frames: int = 3
+    min_room_share: float = 0.3
+    max_below_floor_share: float = 0.02
     noise_k: float = 4.0
     min_margin_mm: float = 40.0
     floor_margin_m: float = 0.05
@@ -395,6 +400,12 @@ class Segmenter:
         bg = np.take_along_axis(s, np.minimum(k, len(g) - 1)[None], axis=0)[0]
         self.background_mm = np.where(nvalid * 2 >= len(g), bg, 0.0).astype(np.float32)
         self._learn = []
+        known = float((self.background_mm > 0).mean())
+        if known < self.config.min_room_share:
+            # No room behind the dancer: a recording whose background is already 0 (MSR-Action3D, a masked
+            # capture). What was learned is the dancer, not a room: subtract nothing, as while learning.
+            log.info("the first frames show no room (depth on %.0f%% of the view): nothing is subtracted", known * 100)
+            self.background_mm[:] = 0.0
 
     def fit_floor_on(self, grid_mm: np.ndarray, baseline: int = 3) -> Plane | None:
         """RANSAC floor on a grid's points whose surface faces up (at most 3000 of them, seeded).
@@ -419,7 +430,16 @@ class Segmenter:
         if len(pts) > 3000:
             pts = pts[self._rng.choice(len(pts), 3000, replace=False)]
         c = self.config
-        return fit_floor(pts, self._rng, iterations=c.ransac_iterations, max_tilt_deg=c.max_floor_tilt_deg)
+        plane = fit_floor(pts, self._rng, iterations=c.ransac_iterations, max_tilt_deg=c.max_floor_tilt_deg)
+        if plane is not None:
+            # Nothing is seen below a floor: a plane with many points under it is a body's or a table's top (a
+            # recording without a room: the dancer's shoulders), not the floor.
+            valid = g > 0
+            h = plane.height(p[valid])
+            below = h < -np.maximum(0.1, 3e-3 * depth_sigma_mm(g[valid]))
+            if below.mean() > c.max_below_floor_share:
+                return None
+        return plane
 
     def foreground(self, grid_mm: np.ndarray) -> np.ndarray:
         """The grid's foreground mask (background model, floor), updating the background and floor state."""

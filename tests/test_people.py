@@ -197,3 +197,15 @@ def test_cli_track_default_segments_an_msr_style_recording(tiny_model, tmp_path)
     assert "learning the background" in res.output
     lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
     assert len(lines) == 20 and sum(x["state"] != "no-person" for x in lines) >= 19
+
+
+def test_one_dancer_who_jumps_keeps_the_track_and_its_window():
+    """Single-person mode: the dancer is whoever the pick rule puts first, wherever they appear (a cut between
+    recordings replayed back to back); the same tracker (its window) goes on, no frames without a person."""
+    script = [[person(-1.0)]] * 3 + [[person(1.5, z=4.5)]] * 3
+    pt = scripted(script, max_people=1)
+    out = play(pt, 6)
+    assert all(r.state == "tracking" for r in out) and len(pt.tracks) == 1 and pt.tracks[0].id == 1
+    assert len(pt.tracks[0].tracker.frames) == 6 and pt.tracks[0].centroid_m[0] == 1.5
+    two = scripted(script, max_people=2)  # several dancers: a jump beyond the gate is somebody else
+    assert [r.person for r in play(two, 6)[-1]] == [1, 2]

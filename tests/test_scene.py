@@ -297,3 +297,17 @@ def test_prepare_masks_a_studio_dataset_to_its_dancer(tmp_path):
     out = mask_sequence(masked.depth_mm, masked.intrinsics, Room.from_frames(ds.empty_room(), ds.intrinsics),
                         masked.joints_m)
     assert 0 < (out > 0).mean() < 0.1  # the dancer only: a small share of the frame
+
+
+def test_a_recording_without_a_room_keeps_the_whole_dancer():
+    """MSR-style frames (background 0, no floor): the learned 'background' is the dancer, so nothing is subtracted,
+    and a plane through the dancer's shoulders (points under it) is no floor. Msr20 a20 s06 e03 is a pose whose
+    up-facing body points once made a floor that cut the dancer off."""
+    seq = synthetic.generate_sequence("msr20", 19, 6, 3, seed=0)
+    seg = Segmenter(seq.intrinsics, SceneConfig(learn_frames=20, floor_retry_frames=1))
+    for d in seq.depth_mm:
+        people = seg.update(d)
+        assert seg.floor is None and len(people) == 1
+        kept = seg.masked_depth(d, people[0]) > 0
+        assert kept.sum() >= 0.97 * (d > 0).sum()
+    assert seg.state == "ready" and not seg.background_mm.any()
