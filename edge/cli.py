@@ -393,10 +393,11 @@ def bench(model_path, frames, threads, as_json, flip_test) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Replay only this many test recordings.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Interpreter threads.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report.")
-@click.option("--segment/--no-segment", default=True, show_default=True,
+@click.option("--segment/--no-segment", default=None,
               help="Find the dancer in each frame as `track` does (floor and background removed; the room: --room, "
-                   "else the dataset's empty_room.npz, else learned over the first 3 s). --no-segment: the frame "
-                   "as it comes (recordings whose background is already 0).")
+                   "else the dataset's empty_room.npz, else learned over the first 3 s, which takes a dancer who "
+                   "stands still then for the room). --no-segment: the frame as it comes (recordings whose "
+                   "background is already 0). [segment when a room is known: --room or empty_room.npz]")
 @click.option("--room", "room_path", default=None, type=click.Path(exists=True, dir_okay=False),
               help="An empty-room capture (`kerasdance-edge calibrate`) for --segment.")
 @click.option("--pick", type=click.Choice(PICKS), default="largest", show_default=True,
@@ -420,7 +421,8 @@ def eval_(model_path, data_dir, protocol, part, modes, seed, limit, threads, jso
 
     try:
         model = _load_model(model_path, threads, flip_test)
-        room = _eval_room(data_dir, room_path) if segment else None
+        room = _eval_room(data_dir, room_path) if segment is not False else None
+        segment = room is not None if segment is None else segment
         report = evaluate_live(model, data_dir, protocol, modes, seed, limit, progress=progress, part=part,
                                tracker_factory=lambda m: make_tracker(lambda: Tracker(m), segment, None, 1, pick,
                                                                       room=room))

@@ -218,7 +218,7 @@ def evaluate_live(model, data_dir, protocol: str | None = None, modes=MODES, see
     ds = Dataset.open(data_dir)
     sp = split(ds.refs, protocol, ds.class_names, train=tuple(record.get("train", ())),
                val=record.get("val") if isinstance(record.get("val"), str) else tuple(record.get("val", ())),
-               test=tuple(record.get("test", ())), seed=int(record.get("seed", 0)))
+               test=tuple(record.get("test", ())), seed=int(record.get("seed", 0)), strict=False)
     if tuple(sp.class_names) != tuple(model.class_names):
         raise ValueError(f"{data_dir} ({protocol}) has classes {list(sp.class_names)!r} but the model was trained "
                          f"on {list(model.class_names)!r}")

@@ -26,6 +26,16 @@ def subjects_of(refs):
 
 
 # --- split ---------------------------------------------------------------------------------------------------
+def test_a_runs_split_replayed_on_data_with_its_test_subjects_only():
+    """A model trained with validation subject 9, replayed (kerasdance-edge eval) on recordings of the test subjects
+    alone: strict=False ignores the members that data lacks; strict (training) names them."""
+    refs = msr_refs(subjects=(2, 4, 6))
+    with pytest.raises(ValueError, match="no subject 9 in the data"):
+        split(refs, "cross-subject", msr.MSR_ACTIONS, val=(9,))
+    sp = split(refs, "cross-subject", msr.MSR_ACTIONS, val=(9,), test=(2, 4), strict=False)
+    assert subjects_of(sp.test) == {2, 4} and not sp.val and subjects_of(sp.train) == {6}
+
+
 def test_val_subjects_are_carved_out_of_training_and_disjoint():
     refs = msr_refs()
     sp = split(refs, "cross-subject", msr.MSR_ACTIONS, val=(5, 9))

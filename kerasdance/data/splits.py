@@ -58,7 +58,7 @@ Members = Sequence[int | str]
 
 
 def split(refs: Iterable[SequenceRef], protocol: str, class_names: Iterable[str], *, train: Members = (),
-          val: Members | str = (), test: Members = (), seed: int = 0) -> Split:
+          val: Members | str = (), test: Members = (), seed: int = 0, strict: bool = True) -> Split:
     """Split refs by an evaluation protocol, with optional validation and custom subjects.
 
     ``"cross-subject"``: subjects 1, 3, 5, 7, 9 (and unknown subjects) train, the others test.
@@ -77,6 +77,8 @@ def split(refs: Iterable[SequenceRef], protocol: str, class_names: Iterable[str]
         class_names: the dataset's class names (the 20 MSR actions for the AS protocols).
         train, val, test: custom members, see above.
         seed: seeds the ``val="auto"`` choice.
+        strict: every named member must be in the data and every named split have a sequence. False: a run's
+            split replayed on other data (e.g. only its test subjects' recordings): absent members are ignored.
 
     Returns:
         The ``Split``.
@@ -96,7 +98,8 @@ def split(refs: Iterable[SequenceRef], protocol: str, class_names: Iterable[str]
     if auto and val != "auto":
         raise ValueError(f"val must be subject ids / sequence names or 'auto'. Received: val={val!r}")
     given = {"train": tuple(train), "val": () if auto else tuple(val), "test": tuple(test)}
-    _check_members(refs, given)
+    if strict:
+        _check_members(refs, given)
     if key in _ACTION_SETS:
         if class_names != msr.MSR_ACTIONS:
             raise ValueError(f"Protocol {protocol!r} needs the 20 MSR-Action3D classes. "
@@ -136,7 +139,7 @@ def split(refs: Iterable[SequenceRef], protocol: str, class_names: Iterable[str]
     train_refs = [r for r in rest if in_train(r)] if given["train"] else rest
     for part, chosen, members in (("train", train_refs, given["train"]), ("val", val_refs, val_members),
                                   ("test", test_refs, given["test"])):
-        if not chosen and members:
+        if strict and not chosen and members:
             what = f"{part} ({', '.join(map(str, members))})" if members else part
             raise ValueError(f"the {what} split has no sequence"
                              + (f" of the {key} protocol's classes" if key in _ACTION_SETS else ""))
