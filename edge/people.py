@@ -32,7 +32,7 @@ import numpy as np
 from kerasdance.camera import Intrinsics
 from kerasdance.scene import Person, Room, SceneConfig, Segmenter
 from kerasdance_edge.sources import MSR_FPS, DepthSource, Frame, resample_nearest
-from kerasdance_edge.tracker import NO_PERSON, Faults, Tracker, TrackResult, _RateLimitedLog
+from kerasdance_edge.tracker import NO_PERSON, Faults, Tracker, TrackResult, _RateLimitedLog, admit
 
 log = logging.getLogger("kerasdance.edge")
 
@@ -147,20 +147,6 @@ class PeopleTracker:
         self._last_index: int | None = None
 
     # --- per frame ------------------------------------------------------------------------------------------
-    def _fit(self, depth: np.ndarray, index: int) -> np.ndarray | None:
-        h, w = self.intrinsics.height, self.intrinsics.width
-        if depth.shape == (h, w):
-            return depth
-        self.faults.wrong_size += 1
-        if depth.ndim == 2 and depth.size and abs(depth.shape[1] / depth.shape[0] - w / h) < 0.01 * w / h:
-            self._warn.warning("resize", "frame %d is %dx%d, expected %dx%d: resampled", index, depth.shape[1],
-                               depth.shape[0], w, h)
-            return resample_nearest(depth, h, w)
-        self.faults.skipped_frames += 1
-        self._warn.warning("skip", "frame %d has shape %s, expected (%d, %d) (another aspect ratio): skipped", index,
-                           depth.shape, h, w)
-        return None
-
     def _new_track(self, person: Person, frame: Frame) -> Track:
         tracker = self.tracker_factory()
         tracker.configure(self.fps, self.intrinsics)
@@ -198,22 +184,11 @@ class PeopleTracker:
             ordered by ID; None when the frame was skipped (another aspect ratio).
         """
         t_in = time.perf_counter() if arrived_s is None else arrived_s
-        if self._last_index is not None and frame.index > self._last_index + 1 + skipped:
-            gap = frame.index - self._last_index - 1 - skipped
-            self.faults.dropped_frames += gap
-            self._warn.warning("gap", "%d frame(s) dropped before frame %d", gap, frame.index)
+        depth = admit(frame, skipped, self._last_index, self.intrinsics, self.faults, self._warn)
         self._last_index = frame.index
-        depth = self._fit(np.asarray(frame.depth_mm), frame.index)
         if depth is None:
             return None
-        if depth.dtype != np.uint16:
-            depth = np.clip(depth, 0, 65535).astype(np.uint16)
-        if not depth.any():
-            self.faults.empty_frames += 1
-            self._warn.warning("empty", "frame %d is all zero (no depth): no-person", frame.index)
-            people = []
-        else:
-            people = self.segmenter.update(depth)
+        people = self.segmenter.update(depth) if depth.any() else []
         ts = int(frame.timestamp_us)
         for t in self.tracks:
             t.unseen_s = max(ts - t.timestamp_us, 0) / 1e6

@@ -117,6 +117,41 @@ class _RateLimitedLog:
         self._last[kind] = now
 
 
+def admit(frame: Frame, skipped: int, last_index: int | None, intrinsics: Intrinsics, faults: Faults,
+          warn: _RateLimitedLog) -> np.ndarray | None:
+    """The checks every incoming frame passes (``Tracker`` and ``kerasdance_edge.people.PeopleTracker``).
+
+    Counts in ``faults`` (and logs, rate-limited) the frames dropped since ``last_index`` (beyond the ``skipped``
+    ones the caller left out on purpose), frames of the wrong size and all-zero frames.
+
+    Returns:
+        The depth as uint16 at the camera's size (resampled when only the size differs; all zero for a frame
+        without depth, which the caller reports as no-person), or None for a frame of another aspect ratio.
+    """
+    if last_index is not None and frame.index > last_index + 1 + skipped:
+        gap = frame.index - last_index - 1 - skipped
+        faults.dropped_frames += gap
+        warn.warning("gap", "%d frame(s) dropped before frame %d", gap, frame.index)
+    depth = np.asarray(frame.depth_mm)
+    h, w = intrinsics.height, intrinsics.width
+    if depth.shape != (h, w):
+        faults.wrong_size += 1
+        if not (depth.ndim == 2 and depth.size and abs(depth.shape[1] / depth.shape[0] - w / h) < 0.01 * w / h):
+            faults.skipped_frames += 1
+            warn.warning("skip", "frame %d has shape %s, expected (%d, %d) (another aspect ratio): skipped",
+                         frame.index, depth.shape, h, w)
+            return None
+        warn.warning("resize", "frame %d is %dx%d, expected %dx%d: resampled", frame.index, depth.shape[1],
+                     depth.shape[0], w, h)
+        depth = resample_nearest(depth, h, w)
+    if depth.dtype != np.uint16:
+        depth = np.clip(depth, 0, 65535).astype(np.uint16)
+    if not depth.any():
+        faults.empty_frames += 1
+        warn.warning("empty", "frame %d is all zero (no depth): no-person", frame.index)
+    return depth
+
+
 class Tracker:
     """Turns depth frames into ``TrackResult``s with a depth-mode ``EdgeModel``.
 
@@ -178,20 +213,6 @@ class Tracker:
         latency = (time.perf_counter() - t_in) * 1000.0
         return TrackResult(int(frame.index), int(frame.timestamp_us), joints, move, float(confidence), latency, state)
 
-    def _fit(self, depth: np.ndarray, index: int) -> np.ndarray | None:
-        h, w = self.intrinsics.height, self.intrinsics.width
-        if depth.shape == (h, w):
-            return depth
-        self.faults.wrong_size += 1
-        if depth.ndim == 2 and depth.size and abs(depth.shape[1] / depth.shape[0] - w / h) < 0.01 * w / h:
-            self._warn.warning("resize", "frame %d is %dx%d, expected %dx%d: resampled", index, depth.shape[1],
-                               depth.shape[0], w, h)
-            return resample_nearest(depth, h, w)
-        self.faults.skipped_frames += 1
-        self._warn.warning("skip", "frame %d has shape %s, expected (%d, %d) (another aspect ratio): skipped", index,
-                           depth.shape, h, w)
-        return None
-
     def update(self, frame: Frame, arrived_s: float | None = None, skipped: int = 0) -> TrackResult | None:
         """Add one frame; returns its result, or None when the frame was skipped.
 
@@ -202,19 +223,11 @@ class Tracker:
                 not counted as dropped by the source.
         """
         t_in = time.perf_counter() if arrived_s is None else arrived_s
-        if self._last_index is not None and frame.index > self._last_index + 1 + skipped:
-            gap = frame.index - self._last_index - 1 - skipped
-            self.faults.dropped_frames += gap
-            self._warn.warning("gap", "%d frame(s) dropped before frame %d", gap, frame.index)
+        depth = admit(frame, skipped, self._last_index, self.intrinsics, self.faults, self._warn)
         self._last_index = frame.index
-        depth = self._fit(np.asarray(frame.depth_mm), frame.index)
         if depth is None:
             return None
-        if depth.dtype != np.uint16:
-            depth = np.clip(depth, 0, 65535).astype(np.uint16)
         if not depth.any():
-            self.faults.empty_frames += 1
-            self._warn.warning("empty", "frame %d is all zero (no depth): no-person", frame.index)
             return self._result(frame, t_in, NO_PERSON)
         stats = pp.frame_stats(depth, self.cfg)
         self._depth[self._pos] = depth
