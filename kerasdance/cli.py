@@ -346,6 +346,10 @@ def model_summary(config_file, input_mode, classes):
               help="Self-training rounds (noisy student): each round after the first restarts from the same "
                    "starting model under the previous round's model as a fixed teacher (earlier rounds are kept "
                    "in OUT/round_<r>). [1]")
+@click.option("--keypoint-consistency", type=click.Choice(["all", "confident", "consistent", "off"]), default=None,
+              help="Self-training: where the teacher's key-points are targets for the student on unlabelled "
+                   "sequences: all of them, the confidently pseudo-labelled ones, consistent (only the joints the "
+                   "teacher places alike on two differently augmented views) or off. [all]")
 @click.option("--mirror/--no-mirror", default=None,
               help="Mirror half the training windows left-right (moves done on either side, left-handed "
                    "performers). Not for classes that depend on the side, e.g. turn left / turn right. [off]")
@@ -392,7 +396,8 @@ def model_summary(config_file, input_mode, classes):
               help="Preprocessing cache. [~/.cache/kerasdance]")
 @friendly_errors
 def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_for_all, self_training,
-          supervised_epochs, rounds, mirror, edge_cuts, live_windows, skeleton_noise_aug, epochs, batch_size, seed,
+          supervised_epochs, rounds, keypoint_consistency, mirror, edge_cuts, live_windows, skeleton_noise_aug, epochs,
+          batch_size, seed,
           val_fraction, val_subjects, test_subjects, split_file, strategy, config_file,
           resume, init_from, cache_dir):
     """Train the LSTM-CNN with the custom loop (Dice-CE 3:1, OHEM, self-training)."""
@@ -404,7 +409,7 @@ def train(data_dir, run_dir, input_mode, protocol, labelled_fraction, keypoints_
     cfg = RunConfig.load(config_file) if config_file else RunConfig()
     t = {"protocol": protocol, "labelled_fraction": labelled_fraction, "keypoints_for_all": keypoints_for_all,
          "self_training": self_training, "supervised_stage_epochs": supervised_epochs,
-         "self_training_rounds": rounds, "mirror_augment": mirror,
+         "self_training_rounds": rounds, "keypoint_consistency": keypoint_consistency, "mirror_augment": mirror,
          "edge_cut_share": None if edge_cuts is None else EDGE_CUT_SHARE * edge_cuts, "live_windows": live_windows,
          "skeleton_noise": skeleton_noise_aug, "epochs": epochs,
          "batch_size": batch_size, "seed": seed,

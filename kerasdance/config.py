@@ -219,8 +219,13 @@ class TrainConfig(_Serialisable):
     # ... over this many epochs (a sigmoid-shaped ramp-up from near 0); 0: full weight from the start.
     unlabelled_rampup_epochs: int = 10
     # Where the teacher's key-points are targets on the strong view: "all" unlabelled examples, "confident" (the
-    # pseudo-labelled ones) or "off".
+    # pseudo-labelled ones), "consistent" (on every unlabelled example, only the joints where the teacher's
+    # key-points on the weak view, carried into the strong view's frame, lie within ``keypoint_agreement_tol`` of
+    # its key-points on the strong view) or "off".
     keypoint_consistency: str = "all"
+    # "consistent": the largest distance (normalised crop units: 1 = box_m / 2) at which the teacher's two views of a
+    # joint agree.
+    keypoint_agreement_tol: float = 0.05
     # Self-training batches: the share of each batch drawn from the labelled sequences, in [0, 1).
     labelled_batch_share: float = 0.5
     # Training-time augmentation (temporal crop, rotation, scale, shift, depth noise) on or off.
@@ -291,8 +296,11 @@ class TrainConfig(_Serialisable):
         _check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1). Received: {self.ema_decay!r}")
         _check(0 <= self.labelled_batch_share < 1,
                f"labelled_batch_share must be in [0, 1). Received: {self.labelled_batch_share!r}")
-        _check(self.keypoint_consistency in ("all", "confident", "off"),
-               f"keypoint_consistency must be all, confident or off. Received: {self.keypoint_consistency!r}")
+        _check(self.keypoint_consistency in ("all", "confident", "consistent", "off"),
+               f"keypoint_consistency must be all, confident, consistent or off. Received: "
+               f"{self.keypoint_consistency!r}")
+        _check(self.keypoint_agreement_tol > 0,
+               f"keypoint_agreement_tol must be positive. Received: {self.keypoint_agreement_tol!r}")
         _check_split_members(self)
         _check(
             self.strategy in ("default", "mirrored", "multiworker"),

@@ -8,6 +8,10 @@ drowned by frequent ones. Optionally, distribution alignment (ReMixMatch) rescal
 teacher's probabilities so that their mean over the unlabelled set matches the labelled
 class prior: a class the teacher under-predicts can then win the argmax, which a lower
 threshold alone cannot give it. The unlabelled loss weight ramps up over the first epochs.
+
+The teacher's key-points are targets on the strong view too (``TrainConfig.keypoint_consistency``); with
+"consistent", only the joints where the teacher agrees with itself on two views of one window
+(``consistent_joints``) are.
 """
 
 from __future__ import annotations
@@ -15,6 +19,51 @@ from __future__ import annotations
 import numpy as np
 
 from kerasdance.keras_backend import tf
+from kerasdance.skeleton import MIRROR
+
+
+def affine_joints_tf(joints, affine):
+    """TF twin of ``pipeline.affine_joints`` with per-example ``affine = (rot, scale, shift_a, shift_b)``: where
+    ``(batch, frames, joints, 3)`` crop coordinates land in a window augmented by that affine."""
+    affine = tf.convert_to_tensor(affine, tf.float32)
+    rot, scale, sa, sb = [affine[:, i][:, None, None] for i in range(4)]
+    c, s = tf.cos(rot), tf.sin(rot)
+    da, db = joints[..., 0] - sa, joints[..., 1] - sb
+    return tf.stack([(c * da + s * db) / scale, (-s * da + c * db) / scale, joints[..., 2]], axis=-1)
+
+
+def mirror_joints_tf(joints, mirrored):
+    """TF twin of ``skeleton.mirror_joints`` applied where ``mirrored`` ``(batch,)`` is non-zero: the column
+    coordinate negated and the left and right joints swapped; the other examples unchanged."""
+    joints = tf.convert_to_tensor(joints, tf.float32)
+    flipped = tf.gather(joints, list(MIRROR), axis=-2) * tf.constant([-1.0, 1.0, 1.0])
+    return tf.where(tf.reshape(tf.cast(mirrored, tf.float32), [-1, 1, 1, 1]) > 0, flipped, joints)
+
+
+def consistent_joints(kp_a, kp_b, tolerance: float, affine_b=None, mirrored_b=None) -> tf.Tensor:
+    """Per-joint agreement of the teacher with itself on two views of one window.
+
+    View B is view A mirrored (where ``mirrored_b``) and then augmented by ``affine_b`` (as the sampler makes its
+    strong view: ``pipeline.affine_joints``). ``kp_a`` is carried into B's frame the same way and compared with
+    ``kp_b``; a joint agrees where the two lie within ``tolerance`` (Euclidean, normalised crop units: 1 is half
+    the crop box, ``DataConfig.box_m / 2`` metres). Fixed shapes: usable in a ``tf.function`` step.
+
+    Args:
+        kp_a, kp_b: ``(batch, frames, joints, 3)`` teacher key-points on view A and on view B.
+        tolerance: largest distance at which two predictions agree.
+        affine_b: optional ``(batch, 4)`` ``(rot, scale, shift_a, shift_b)`` from A (mirrored) to B; None: identity.
+        mirrored_b: optional ``(batch,)``, non-zero where B is A mirrored left-right; None: no mirror.
+
+    Returns:
+        ``(batch, frames, joints)`` float32 mask, 1 where the joint agrees.
+    """
+    a = tf.convert_to_tensor(kp_a, tf.float32)
+    if mirrored_b is not None:
+        a = mirror_joints_tf(a, mirrored_b)
+    if affine_b is not None:
+        a = affine_joints_tf(a, affine_b)
+    dist = tf.sqrt(tf.reduce_sum(tf.square(a - tf.convert_to_tensor(kp_b, tf.float32)), axis=-1))
+    return tf.cast(dist <= tolerance, tf.float32)
 
 
 def pseudo_label_mask(probs: tf.Tensor, threshold, class_thresholds: tf.Tensor | None = None) -> tf.Tensor:

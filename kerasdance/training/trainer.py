@@ -36,9 +36,11 @@ from kerasdance.losses import dice_ce_loss, heatmap_loss, keypoint_loss
 from kerasdance.models.lstm_cnn import build_lstm_cnn, load_model
 from kerasdance.training.hard_mining import mined_loss, mined_mean
 from kerasdance.training.self_training import (
+    affine_joints_tf,
     align_distribution,
     alignment_ratio,
     class_thresholds,
+    consistent_joints,
     pseudo_label_mask,
     rampup_weight,
 )
@@ -76,14 +78,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             raise KerasdanceError("--strategy multiworker needs the TF_CONFIG environment variable (cluster + task)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"Unknown strategy. Received: strategy={name!r}")
-
-
-def affine_joints_tf(joints, affine):
-    """TF twin of ``pipeline.affine_joints`` with per-example ``affine = (rot, scale, shift_a, shift_b)``."""
-    rot, scale, sa, sb = [affine[:, i][:, None, None] for i in range(4)]
-    c, s = tf.cos(rot), tf.sin(rot)
-    da, db = joints[..., 0] - sa, joints[..., 1] - sb
-    return tf.stack([(c * da + s * db) / scale, (-s * da + c * db) / scale, joints[..., 2]], axis=-1)
 
 
 class Trainer:
@@ -181,10 +175,18 @@ class Trainer:
                 teach_kp = affine_joints_tf(t_out["keypoints"], batch["affine_strong"])
                 kp_given = has_kp[:, None, None, None] > 0
                 s_joints = tf.where(kp_given, true_kp, teach_kp)
-                kp_weight = {"all": 1.0 - labelled, "confident": pmask, "off": tf.zeros_like(pmask)}[
-                    t.keypoint_consistency]
-                s_mask = tf.where(has_kp[:, None, None] > 0, batch["mask"],
-                                  kp_weight[:, None, None] * tf.ones_like(batch["mask"]))
+                kp_weight = {"all": 1.0 - labelled, "confident": pmask, "off": tf.zeros_like(pmask),
+                             "consistent": 1.0 - labelled}[t.keypoint_consistency][:, None, None]
+                kp_weight = kp_weight * tf.ones_like(batch["mask"])
+                if t.keypoint_consistency == "consistent":  # only the joints the teacher also finds on the strong view
+                    t_strong = self.teacher(batch["x_strong"], training=False)["keypoints"]
+                    agree = consistent_joints(t_out["keypoints"], t_strong, t.keypoint_agreement_tol,
+                                              affine_b=batch["affine_strong"])
+                    kp_weight = kp_weight * agree
+                    outputs["kp_agree"] = tf.reduce_sum(kp_weight * (1.0 - has_kp[:, None, None]))
+                    outputs["kp_unl"] = tf.reduce_sum((1.0 - labelled) * (1.0 - has_kp)) * tf.cast(
+                        tf.reduce_prod(tf.shape(batch["mask"])[1:]), tf.float32)
+                s_mask = tf.where(has_kp[:, None, None] > 0, batch["mask"], kp_weight)
             else:
                 s_joints, s_mask = batch["joints"], batch["mask"]
             outputs.update(pseudo_mask=pmask, pseudo_label=pseudo, pseudo_conf=tf.reduce_max(t_probs, -1))
@@ -232,6 +234,7 @@ class Trainer:
         n_cls = self.cfg.model.num_classes
         pseudo_hist = np.zeros(n_cls, np.int64)
         pseudo_right = pseudo_n = unl_seen = 0
+        kp_agree = kp_unl = 0.0
         unl_probs = np.zeros(n_cls, np.float64)
         step = -1
 
@@ -255,6 +258,9 @@ class Trainer:
                 pseudo_hist += np.bincount(pl[pm], minlength=n_cls)
                 pseudo_n += int(pm.sum())
                 pseudo_right += int((pl[pm] == self.data.hidden_labels[idx][pm]).sum())
+                if "kp_agree" in res:
+                    kp_agree += float(self.strategy.reduce("SUM", res["kp_agree"], axis=None))
+                    kp_unl += float(self.strategy.reduce("SUM", res["kp_unl"], axis=None))
             if progbar is not None:
                 progbar.update(step + 1, [("loss", red["loss"]), ("acc", red["correct"] / max(red["n_labelled"], 1))])
         steps = max(step + 1, 1)
@@ -268,6 +274,8 @@ class Trainer:
                 self.da_ratio.assign(alignment_ratio(prior, unl_probs / unl_seen))
             logs.update(pseudo_count=pseudo_n, pseudo_acc=pseudo_right / max(pseudo_n, 1),
                         pseudo_hist=" ".join(str(int(c)) for c in pseudo_hist), unl_weight=float(unl_w))
+            if t.keypoint_consistency == "consistent":  # share of the unlabelled joints kept as targets
+                logs["kp_agree"] = kp_agree / max(kp_unl, 1.0)
         return logs
 
     def predict(self, prepared: pipeline.Prepared, model=None, batch_size: int = 32) -> dict[str, np.ndarray]:
