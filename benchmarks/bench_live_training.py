@@ -125,24 +125,30 @@ def main(argv=None) -> None:
     print(json.dumps(rows, indent=2))
     if args.no_write:
         return
+    rows = []  # every seed measured so far, one table
+    for path in sorted(ROOT.glob("live_training-*.json")):
+        seed = int(path.stem.rsplit("-", 1)[1])
+        rows += [dict(r, seed=seed) for r in json.loads(path.read_text())]
     body = ["### Training for the live path: clips vs clips + continuous performances (issue 25)", "",
-            "Default recipe, `--live-windows`, `--val-subjects 9`, seed "
-            f"{args.seed}, {args.epochs} epochs; int8 exports (not verified on test). *Offline*: `kerasdance "
+            "Default recipe, `--live-windows`, `--val-subjects 9`, "
+            f"{args.epochs} epochs; data and training seeded alike (`--seed`); int8 exports (not verified on "
+            "test). *Offline*: `kerasdance "
             "evaluate --split ...` (each clip whole). *Clips b2b*: the split's clips back to back through the "
             "device's tracker, every frame scored (`kerasdance-edge eval --mode continuous`). *Dancing*: the "
             "split's subjects' own continuous performances (moves chained with transitions and pauses, per-frame "
             "labels; frames without a move are not scored), each take replayed alone. Lag: from a move change to "
             "the first frame showing the new move. The choice is made on the validation rows (subject 9); the "
             "test rows (subjects 2, 4, 6, 8, 10) are read once, after it.", "",
-            table(sorted(rows, key=lambda r: (r["split"] != "val", r["run"])),
-                  [("split", "split"), ("run", "training data"), ("offline_acc", "offline acc %"),
+            table(sorted(rows, key=lambda r: (r["split"] != "val", r["seed"], r["run"])),
+                  [("split", "split"), ("seed", "seed"), ("run", "training data"), ("offline_acc", "offline acc %"),
                    ("offline_mpjpe", "offline MPJPE mm"), ("b2b_acc", "clips b2b: acc frames %"),
                    ("b2b_ratio", "b2b / offline %"), ("b2b_mpjpe", "b2b MPJPE mm"), ("b2b_lag", "b2b lag s"),
                    ("dance_acc", "dancing: acc frames %"), ("dance_shown", "dancing: acc shown %"),
                    ("dance_mpjpe", "dancing MPJPE mm"), ("dance_lag", "dancing lag median s"),
                    ("dance_lag90", "lag p90 s"), ("dance_missed", "changes missed"),
                    ("dance_changes", "changes")])]
-    write_section("live_training", "\n".join(body), f"python -m benchmarks.bench_live_training --stage {args.stage}")
+    write_section("live_training", "\n".join(body),
+                  f"python -m benchmarks.bench_live_training --stage {args.stage} --seed {args.seed}")
 
 
 if __name__ == "__main__":
