@@ -114,9 +114,14 @@ def cli(verbose: int):
                    "left/right swaps, feet through the floor, a wrong person for a few frames) instead of the true "
                    "joints plus jitter. For skeleton-mode sets: the stored joints are also a depth run's key-point "
                    "targets (as on real MSR-Action3D), so keep the default for depth training. Depth is the same.")
+@click.option("--realism", type=click.Choice(["plain", "varied"]), default="plain", show_default=True,
+              help="varied: vary like real recordings: per subject a camera 0.8-1.8 m high, pitched down 0-10 deg "
+                   "and rolled +-3 deg (depth and joints in its frame), body shapes and clothing volume, and a "
+                   "Kinect v1 sensor model (disparity steps, shadows, flying pixels and holes at edges and in thin "
+                   "parts). The ranges are guesses, not fitted to real recordings. Not with --scene studio.")
 @friendly_errors
 def synth(set_name, out, seed, limit_per_class, background, continuous, fps, takes, moves, skeleton_noise,
-          subjects, scene, people, passerby, sensor, mask):
+          subjects, scene, people, passerby, sensor, mask, realism):
     """Generate a synthetic depth-dance set: one clip per move in the MSR-Action3D file formats, or with
     --continuous whole performances with per-frame labels in the generic layout; with --scene studio
     those performances in a room, by several dancers, with a passer-by, as a Kinect v1 or a RealSense D435 sees them."""
@@ -133,6 +138,10 @@ def synth(set_name, out, seed, limit_per_class, background, continuous, fps, tak
         raise click.UsageError("--scene studio renders continuous takes: add --continuous")
     elif background:
         raise click.UsageError("--background is the plain floor and wall without a scene; --scene studio has its room")
+    elif realism != "plain":
+        raise click.UsageError("--realism varied applies without a scene; --scene studio has its own camera and "
+                               "sensor (--sensor)")
+    varied = None if realism == "plain" else realism
     if subjects is not None and not continuous:
         raise click.UsageError("--subjects only applies with --continuous")
     subject_list = _subject_list(subjects)
@@ -162,10 +171,12 @@ def synth(set_name, out, seed, limit_per_class, background, continuous, fps, tak
         elif continuous:
             n = write_performances(set_name, out, seed=seed, subjects=subject_list, takes=takes or 2,
                                    fps=15.0 if fps is None else fps,
-                                   moves=moves or 6, background=background, progress=progress)
+                                   moves=moves or 6, background=background, progress=progress,
+                                   **({} if varied is None else {"realism": varied}))
         else:
             n = write_set(set_name, out, seed=seed, limit_per_class=limit_per_class, background=background,
-                          progress=progress, skeleton_noise=skeleton_noise)
+                          progress=progress, skeleton_noise=skeleton_noise,
+                          **({} if varied is None else {"realism": varied}))
     click.echo(f"wrote {n} {kind} to {out}")
 
 

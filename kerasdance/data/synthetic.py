@@ -337,13 +337,19 @@ def _dropped(set_name: str, seed: int) -> set:
 
 # --- renderer ---------------------------------------------------------------------------------------------
 def _capsules(joints: np.ndarray, girth: float) -> list[tuple[int, int, float]]:
+    return [(a, b, r) for a, b, kind, r in _capsule_parts(girth) if kind != "head"]
+
+
+def _capsule_parts(girth: float) -> list[tuple[int, int, str, float]]:
+    """The plain body: ``(joint a, joint b, kind, radius m)`` per capsule, the head sphere last."""
     caps = []
     for a, b in BONES:
         name = _bone_kind(a, b)
-        caps.append((a, b, _RADII[name] * (girth if name in ("torso", "thigh", "hip") else 1.0)))
-    caps.append((J.HIP_CENTER, J.SHOULDER_CENTER, _RADII["torso"] * girth))
-    caps.append((J.HIP_LEFT, J.SHOULDER_LEFT, 0.07 * girth))
-    caps.append((J.HIP_RIGHT, J.SHOULDER_RIGHT, 0.07 * girth))
+        caps.append((a, b, name, _RADII[name] * (girth if name in ("torso", "thigh", "hip") else 1.0)))
+    caps.append((J.HIP_CENTER, J.SHOULDER_CENTER, "torso", _RADII["torso"] * girth))
+    caps.append((J.HIP_LEFT, J.SHOULDER_LEFT, "side", 0.07 * girth))
+    caps.append((J.HIP_RIGHT, J.SHOULDER_RIGHT, "side", 0.07 * girth))
+    caps.append((J.HEAD, J.HEAD, "head", _RADII["head"]))
     return caps
 
 
@@ -356,12 +362,18 @@ def _bone_kind(a: int, b: int) -> str:
     return names[b]
 
 
-def render_frame(joints_m: np.ndarray, intrinsics: Intrinsics, girth: float = 1.0) -> np.ndarray:
-    """Noise-free z-buffer ``(H, W)`` float32 in metres (inf = nothing) of the capsule body of one skeleton."""
+def render_frame(joints_m: np.ndarray, intrinsics: Intrinsics, girth: float = 1.0,
+                 capsules: list[tuple[int, int, float]] | None = None) -> np.ndarray:
+    """Noise-free z-buffer ``(H, W)`` float32 in metres (inf = nothing) of the capsule body of one skeleton.
+
+    ``capsules``: ``(joint a, joint b, radius m)`` to draw instead of the plain body of ``girth`` (head included;
+    ``realism.BodyShape.capsules``)."""
     H, W = intrinsics.height, intrinsics.width
     zbuf = np.full((H, W), np.inf, np.float32)
     uvz = intrinsics.project(joints_m)
-    for a, b, r in _capsules(joints_m, girth) + [(J.HEAD, J.HEAD, _RADII["head"])]:
+    if capsules is None:
+        capsules = _capsules(joints_m, girth) + [(J.HEAD, J.HEAD, _RADII["head"])]
+    for a, b, r in capsules:
         pa, pb = uvz[a], uvz[b]
         if not (np.all(np.isfinite(pa)) and np.all(np.isfinite(pb))):
             continue
@@ -407,8 +419,12 @@ def _sensor(zbuf: np.ndarray, rng, intrinsics: Intrinsics, background: bool, cam
 
 def generate_sequence(set_name: str, label: int, subject: int, episode: int, seed: int = 0,
                       intrinsics: Intrinsics = KINECT_V1, background: bool = False,
-                      skeleton_noise: str = "clean") -> Sequence:
+                      skeleton_noise: str = "clean", realism: str | None = None) -> Sequence:
     """One synthetic recording.
+
+    ``realism`` "varied": the camera pitched, rolled and 0.8-1.8 m high (joints and depth in its frame), body shapes
+    and clothing volume per subject, and a Kinect v1 sensor model with flying pixels and holes in thin parts
+    (``kerasdance.data.realism``); None: the plain clips (level camera, one girth factor, simple noise).
 
     ``skeleton_noise`` "kinect" or "hard": the stored joints are what a real tracker outputs
     (``tracker_noise.apply_tracker_noise`` of the true joints, drawn from a stream of their own); the depth is the
@@ -419,6 +435,10 @@ def generate_sequence(set_name: str, label: int, subject: int, episode: int, see
         (with jitter and the odd NaN row, or the tracker noise), label, subject, episode and name ``aXX_sYY_eZZ``.
     """
     spec = SETS[_check_set(set_name)]
+    if realism is not None:
+        from kerasdance.data import realism as realism_mod
+
+        realism_mod.check_realism(realism)
     if not 0 <= label < len(spec["classes"]):
         raise ValueError(f"label out of range for {set_name}. Received: label={label!r}")
     subj = _subject(set_name, subject, seed)
@@ -442,9 +462,14 @@ def generate_sequence(set_name: str, label: int, subject: int, episode: int, see
     joints = np.einsum("ij,nkj->nki", _rot_y(yaw), body)  # body -z (front) faces the camera; left = smaller x
     floor_y = -subj["cam_height"]
     leg = subj["bones"]["thigh"] + subj["bones"]["shin"] + 0.05
-    joints += [subj["x_m"] + rng.uniform(-0.1, 0.1), floor_y + leg, subj["z_m"] + rng.uniform(-0.15, 0.15)]
-    depth = np.stack([_sensor(render_frame(f, intrinsics, subj["girth"]), rng, intrinsics, background,
-                              subj["cam_height"]) for f in joints])
+    x, z = subj["x_m"] + rng.uniform(-0.1, 0.1), subj["z_m"] + rng.uniform(-0.15, 0.15)
+    if realism is None:
+        joints += [x, floor_y + leg, z]
+        depth = np.stack([_sensor(render_frame(f, intrinsics, subj["girth"]), rng, intrinsics, background,
+                                  subj["cam_height"]) for f in joints])
+    else:
+        joints, depth = _varied_clip(joints, x, z, leg, subj, intrinsics, background,
+                                     [seed, list(SETS).index(set_name), label, subject, episode])
     # Kinect-like tracker output: jitter (worse at the extremities), the odd invalid row, rare lost frames.
     jitter = rng.normal(0, 0.012, joints.shape)
     ends = [J.HAND_LEFT, J.HAND_RIGHT, J.FOOT_LEFT, J.FOOT_RIGHT, J.WRIST_LEFT, J.WRIST_RIGHT]
@@ -461,6 +486,42 @@ def generate_sequence(set_name: str, label: int, subject: int, episode: int, see
         stored = apply_tracker_noise(joints, skeleton_noise, noise_rng, fps=FPS)
     return Sequence(name=f"a{label + 1:02d}_s{subject:02d}_e{episode:02d}", depth_mm=depth, joints_m=stored,
                     label=int(label), subject=int(subject), episode=int(episode), intrinsics=intrinsics)
+
+
+def _varied_clip(body: np.ndarray, x: float, z: float, leg: float, subj: dict, intrinsics: Intrinsics,
+                 background: bool, key: list) -> tuple[np.ndarray, np.ndarray]:
+    """``generate_sequence(realism="varied")``'s camera-frame joints and depth (``realism`` module) of a clip."""
+    from kerasdance.data import realism as R
+
+    look = R.subject_look(key[1], key[3], key[0])
+    clip_rng = np.random.default_rng(np.random.SeedSequence(key + [2]))
+    top = leg + subj["bones"]["spine"] + subj["bones"]["chest"] + subj["bones"]["neck"] + _RADII["head"]
+    camera, z = R.frame_camera(R.clip_camera(look, clip_rng), z, top, intrinsics)
+    return _render_varied(body + [x, leg, z], camera, look.body.jittered(clip_rng), subj["girth"], intrinsics,
+                          background, np.random.default_rng(np.random.SeedSequence(key + [3])),
+                          wall_m=max(4.5, z + 1.0))
+
+
+def _render_varied(joints_world: np.ndarray, camera, body, girth: float, intrinsics: Intrinsics, background: bool,
+                   rng: np.random.Generator, wall_m: float = 4.5) -> tuple[np.ndarray, np.ndarray]:
+    """A clip seen by a pitched and rolled camera (``realism.CameraPose``) with a ``realism.BodyShape``.
+
+    ``joints_world`` ``(F, 20, 3)``: metres, floor at y = 0, y up, z the camera's horizontal heading, the camera
+    above the origin. ``background``: the floor and a back wall at world ``z = wall_m`` (else 0 around the body).
+    Returns ``(joints (F, 20, 3) float64 metres in the camera frame, depth (F, H, W) uint16 mm)``.
+    """
+    from kerasdance.data import realism as R
+
+    joints = R.to_camera(camera, joints_world)
+    room = R.room_depth(camera, intrinsics, wall_m) if background else None
+    caps = body.capsules(_capsule_parts(girth))
+    frames = []
+    for f in joints:
+        zb = render_frame(f, intrinsics, girth, capsules=caps)
+        person = np.isfinite(zb)
+        z = zb if room is None else np.where(person & (zb < room), zb, room)
+        frames.append(R.sense(z, person, intrinsics, rng))
+    return joints, np.stack(frames)
 
 
 def iter_sequences(set_name: str, seed: int = 0, subjects=None, limit_per_class: int | None = None,
@@ -495,19 +556,25 @@ def count_sequences(set_name: str, seed: int = 0, subjects=None, limit_per_class
 
 def write_set(set_name: str, out_dir: str | Path, seed: int = 0, subjects=None, limit_per_class: int | None = None,
               background: bool = False, progress: Callable[[int, int], None] | None = None,
-              skeleton_noise: str = "clean") -> int:
+              skeleton_noise: str = "clean", realism: str | None = None) -> int:
     """Render a set into ``out_dir`` in the MSR-Action3D layout, plus ``classes.txt``. Returns the count.
 
-    ``skeleton_noise``: the stored joints' tracker noise (``generate_sequence``); both skeleton files carry it."""
+    ``skeleton_noise``: the stored joints' tracker noise (``generate_sequence``); both skeleton files carry it.
+    ``realism``: ``generate_sequence``'s (None or "varied")."""
     TrackerNoise.level(skeleton_noise)  # an unknown level fails before anything is written
+    if realism is not None:
+        from kerasdance.data.realism import check_realism
+
+        check_realism(realism)
     from kerasdance.data.msr import write_msr_sequence
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     total = count_sequences(set_name, seed, subjects, limit_per_class)
     n = 0
+    extra = {} if realism is None else {"realism": realism}
     for seq in iter_sequences(set_name, seed, subjects, limit_per_class, background=background,
-                              skeleton_noise=skeleton_noise):
+                              skeleton_noise=skeleton_noise, **extra):
         write_msr_sequence(out, seq)
         n += 1
         if progress:
@@ -744,14 +811,16 @@ def performance_motion(set_name: str, subject: int, take: int, seed: int = 0, fp
 
 
 def generate_performance(set_name: str, subject: int, take: int, seed: int = 0, fps: float = FPS, moves: int = 6,
-                         intrinsics: Intrinsics = KINECT_V1, background: bool = False) -> Sequence:
+                         intrinsics: Intrinsics = KINECT_V1, background: bool = False,
+                         realism: str | None = None) -> Sequence:
     """One continuous take: ``moves`` moves of the set by one synthetic performer, with per-frame labels.
 
     The performer is the clips' subject ``subject`` (body, distance, tempo, amplitude, handedness); the moves
     come in a seeded random order (no move twice in a row), each rendered with the set's motion and the clips'
     amplitude and style noise, chained by transitions and sometimes a pause, and the take starts and ends
     standing (``performance_segments`` lists the segments). Motion is defined in seconds: at ``fps=30`` the
-    same take has twice the frames of ``fps=15``.
+    same take has twice the frames of ``fps=15``. ``realism`` "varied": the subject's camera pose, body shape and
+    sensor model of ``generate_sequence(realism="varied")`` (jittered per take); the motion is the same.
 
     Returns:
         A ``Sequence`` named ``perf_sSS_tTT`` with ``depth_mm`` ``(F, H, W)`` uint16, ``joints_m`` ``(F, 20, 3)``
@@ -759,17 +828,27 @@ def generate_performance(set_name: str, subject: int, take: int, seed: int = 0, 
         a move, -1 in transitions and pauses), ``label`` None, ``subject``, ``episode`` = ``take`` and ``fps``.
 
     Raises:
-        ValueError: unknown set; subject, take or moves not an integer >= 1; fps not a positive finite number.
+        ValueError: unknown set; subject, take or moves not an integer >= 1; fps not a positive finite number;
+            an unknown realism.
     """
+    if realism is not None:
+        from kerasdance.data import realism as realism_mod
+
+        realism_mod.check_realism(realism)
     motion = performance_motion(set_name, subject, take, seed, fps, moves)
     fps, n, labels = motion.fps, len(motion.frame_labels), motion.frame_labels
     joints = motion.body_m.copy()
     joints[..., 0] += motion.x_m + motion.drift_m[:, None]
-    joints[..., 1] += -motion.cam_height_m + motion.leg_m
-    joints[..., 2] += motion.z_m
     rng = _performance_rng(set_name, subject, take, seed, 2)  # per-frame draws: these depend on the frame rate
-    depth = np.stack([_sensor(render_frame(f, intrinsics, motion.girth), rng, intrinsics, background,
-                              motion.cam_height_m) for f in joints])
+    if realism is None:
+        joints[..., 1] += -motion.cam_height_m + motion.leg_m
+        joints[..., 2] += motion.z_m
+        depth = np.stack([_sensor(render_frame(f, intrinsics, motion.girth), rng, intrinsics, background,
+                                  motion.cam_height_m) for f in joints])
+    else:
+        subj = _subject(set_name, subject, seed)
+        joints, depth = _varied_clip(joints, 0.0, motion.z_m, motion.leg_m, subj, intrinsics, background,
+                                     [seed, list(SETS).index(set_name), 5000 + subject, subject, take])
     jitter = rng.normal(0, 0.012, joints.shape)
     jitter[:, [J.HAND_LEFT, J.HAND_RIGHT, J.FOOT_LEFT, J.FOOT_RIGHT, J.WRIST_LEFT, J.WRIST_RIGHT]] *= 2.0
     stored = (joints + jitter).astype(np.float32)
@@ -783,10 +862,11 @@ def generate_performance(set_name: str, subject: int, take: int, seed: int = 0, 
 def write_performances(set_name: str, out_dir: str | Path, seed: int = 0, subjects=None, takes: int = 2,
                        fps: float = FPS, moves: int = 6, background: bool = False,
                        progress: Callable[[int, int], None] | None = None,
-                       intrinsics: Intrinsics = KINECT_V1) -> int:
+                       intrinsics: Intrinsics = KINECT_V1, realism: str | None = None) -> int:
     """Render continuous performances into ``out_dir`` in the generic layout (``dataset.json`` + one ``.npz`` per
     take with ``frame_labels``; the set's class names; ``fps``). One take per (subject, take): takes
-    ``1 .. takes`` of every subject of the set, or of ``subjects``. Returns the count."""
+    ``1 .. takes`` of every subject of the set, or of ``subjects``; ``realism`` as ``generate_performance``.
+    Returns the count."""
     from kerasdance.data.dataset import write_generic
 
     spec = SETS[_check_set(set_name)]
@@ -798,11 +878,16 @@ def write_performances(set_name: str, out_dir: str | Path, seed: int = 0, subjec
     combos = [(s, k) for s in subs for k in range(1, takes + 1)]
     for s, k in combos:
         _check_performance_args(set_name, s, k, fps, moves)
+    extra = {}
+    if realism is not None:
+        from kerasdance.data.realism import check_realism
+
+        extra["realism"] = check_realism(realism)
 
     def sequences():
         for i, (s, k) in enumerate(combos):
             yield generate_performance(set_name, s, k, seed=seed, fps=fps, moves=moves, intrinsics=intrinsics,
-                                       background=background)
+                                       background=background, **extra)
             if progress:
                 progress(i, len(combos))
 
