@@ -141,15 +141,23 @@ def test_stored_joints_are_a_rigid_move_of_the_plain_ones():
     assert np.degrees(np.arccos(min(cos, 1.0))) > 0.5 * min(np.hypot(look.tilt_deg, look.roll_deg), 4.0)
 
 
-def test_cli_realism_flag(tmp_path):
+def small(monkeypatch, name):
+    """Make the CLI render ``synthetic.<name>`` at SMALL (fast); the flag still reaches it. Returns the original."""
+    original = getattr(S, name)
+    monkeypatch.setattr(S, name, lambda *a, **kw: original(*a, **{**kw, "intrinsics": SMALL}))
+    return original
+
+
+def test_cli_realism_flag(tmp_path, monkeypatch):
+    generate = small(monkeypatch, "generate_sequence")
     out = tmp_path / "v"
     res = CliRunner().invoke(cli, ["synth", "--set", "dance11", "--limit-per-class", "1", "--realism", "varied",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     ds = Dataset.open(out)
-    seq = ds.load(ds.refs[0])
-    ref = S.generate_sequence("dance11", ds.refs[0].label, ds.refs[0].subject, ds.refs[0].episode, realism="varied")
-    np.testing.assert_array_equal(seq.depth_mm, ref.depth_mm)
+    r = ds.refs[0]
+    np.testing.assert_array_equal(ds.load(r).depth_mm, generate("dance11", r.label, r.subject, r.episode,
+                                                                intrinsics=SMALL, realism="varied").depth_mm)
     res = CliRunner().invoke(cli, ["synth", "--continuous", "--scene", "studio", "--realism", "varied",
                                    "--out", str(tmp_path / "s")])
     assert res.exit_code != 0 and "--realism varied applies without a scene" in res.output
@@ -157,3 +165,15 @@ def test_cli_realism_flag(tmp_path):
     assert res.exit_code != 0 and "'real' is not one of" in res.output
     with pytest.raises(ValueError, match="Unknown realism"):
         S.write_set("dance11", tmp_path / "y", limit_per_class=1, realism="real")
+
+
+def test_cli_realism_flag_with_continuous_takes(tmp_path, monkeypatch):
+    small(monkeypatch, "write_performances")
+    args = ["synth", "--set", "dance11", "--continuous", "--subjects", "2", "--takes", "1", "--moves", "1"]
+    res = CliRunner().invoke(cli, args + ["--realism", "varied", "--out", str(tmp_path / "v")])
+    assert res.exit_code == 0, res.output
+    ds = Dataset.open(tmp_path / "v")
+    seq = ds.load(ds.refs[0])
+    ref = S.generate_performance("dance11", 2, 1, moves=1, intrinsics=SMALL, realism="varied")
+    np.testing.assert_array_equal(seq.depth_mm, ref.depth_mm)
+    np.testing.assert_array_equal(seq.frame_labels, ref.frame_labels)
