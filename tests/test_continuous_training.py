@@ -41,7 +41,7 @@ def test_a_continuous_recording_trains_as_its_moves_with_context(continuous):
     assert list(prep.labels) == [lab for *_, lab in pieces] and all(prep.labels >= 0)
     assert np.allclose(prep.fps, 30.0) and list(prep.subjects) == [2, 2, 2]
     valid = seq.depth_valid
-    for i, (a, m, e, lab) in enumerate(pieces):
+    for i, (a, m, e, _) in enumerate(pieces):
         assert prep.names[i] == f"{seq.name}@{m}"
         assert prep.offsets[i + 1] - prep.offsets[i] == valid[a:e].sum()
         assert prep.anchors[i] == valid[a:m].sum()  # context before the move: what the tracker saw
