@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kerasdance.camera import KINECT_V1, Intrinsics
+from kerasdance.data.dataset import recording_meta
 from kerasdance.errors import DataFormatError, KerasdanceError
 
 log = logging.getLogger("kerasdance.edge")
@@ -108,22 +108,6 @@ class _Pacer:
             time.sleep(delay)
 
 
-def _dataset_meta(npz: Path) -> tuple[Intrinsics, float]:
-    """The intrinsics and frame rate of a generic-layout ``.npz`` from its sibling ``dataset.json`` (Kinect v1 and
-    15 fps without one, or where it has no ``fps``)."""
-    meta = npz.parent / "dataset.json"
-    if not meta.exists():
-        return KINECT_V1, MSR_FPS
-    try:
-        info = json.loads(meta.read_text())
-        fps = float(info.get("fps", MSR_FPS))
-        if not np.isfinite(fps) or fps <= 0:
-            raise ValueError(f"fps must be positive, not {fps!r}")
-        return Intrinsics.from_dict(info["intrinsics"]), fps
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
-        raise DataFormatError(f"{meta}: cannot read its intrinsics and fps ({e})") from None
-
-
 class RecordingSource(DepthSource):
     """Replays a recording: an MSR ``*_sdepth.bin`` or a generic-layout ``.npz`` (key ``depth_mm``).
 
@@ -165,7 +149,7 @@ class RecordingSource(DepthSource):
                 raise DataFormatError(f"{self.path}: depth_mm must be (frames, height, width) integers. "
                                       f"Received: shape={depth.shape}, dtype={depth.dtype}")
             self.depth_mm = np.clip(depth, 0, 65535).astype(np.uint16)
-            intr, own_fps = _dataset_meta(self.path)
+            intr, own_fps = recording_meta(self.path)
         else:
             raise ValueError(f"{self.path}: a recording is an MSR *_sdepth.bin or a .npz with depth_mm. "
                              f"Received suffix: {suffix!r}")

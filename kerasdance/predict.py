@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasdance.camera import Intrinsics
 from kerasdance.config import RunConfig
 from kerasdance.data import msr
 from kerasdance.data import preprocess as pp
+from kerasdance.data.dataset import DEFAULT_FPS, recording_meta
 from kerasdance.data.types import Sequence
 from kerasdance.errors import DataFormatError, KerasdanceError
 from kerasdance.models.lstm_cnn import load_model
@@ -33,12 +33,7 @@ def load_recording(path: str | Path) -> Sequence:
                 frame_labels = z["frame_labels"].astype(np.int64) if "frame_labels" in z.files else None
         except (KeyError, ValueError, OSError) as e:
             raise DataFormatError(f"{path}: not a kerasdance .npz sequence ({e})") from None
-        intr, fps = Intrinsics(), 15.0
-        meta = path.parent / "dataset.json"
-        if meta.exists():
-            info = json.loads(meta.read_text())
-            intr = Intrinsics.from_dict(info["intrinsics"])
-            fps = float(info.get("fps", fps))
+        intr, fps = recording_meta(path)
         return Sequence(path.stem, depth.astype(np.uint16), joints, intrinsics=intr, fps=fps,
                         frame_labels=frame_labels)
     name = msr.parse_name(path)
@@ -82,7 +77,7 @@ def predict_sequence(run_dir: str | Path, seq: Sequence, flip_test: bool = False
     if flip_test:
         check_flip_test(cfg, run_dir)
     moves = 0 if seq.frame_labels is None else len({int(v) for v in seq.frame_labels if v >= 0})
-    if moves > 1 or seq.num_frames > 4 * cfg.data.frames / 15.0 * seq.fps:
+    if moves > 1 or seq.num_frames > 4 * cfg.data.frames / DEFAULT_FPS * seq.fps:
         log.warning("%s: %s; predict gives one move for the whole recording. For the move frame by frame, replay it "
                     "through the tracker: kerasdance-edge track --model MODEL.tflite --source FILE",
                     seq.name, f"its per-frame labels hold {moves} moves" if moves > 1 else

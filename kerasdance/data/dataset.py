@@ -372,6 +372,27 @@ def _open_generic(root: Path) -> Dataset:
     return Dataset(root, "generic", tuple(class_names), tuple(joint_names), intrinsics, refs, float(fps))
 
 
+def recording_meta(npz: str | Path) -> tuple[Intrinsics, float]:
+    """The camera and frame rate of a generic-layout ``.npz`` read on its own (``kerasdance predict``, a replayed
+    recording): its sibling ``dataset.json``'s ``intrinsics`` and ``fps``; Kinect v1 and ``DEFAULT_FPS`` without
+    one (as MSR files), or where it has no ``fps``.
+
+    Raises:
+        DataFormatError: a ``dataset.json`` whose intrinsics or fps cannot be read.
+    """
+    meta = Path(npz).parent / "dataset.json"
+    if not meta.exists():
+        return KINECT_V1, DEFAULT_FPS
+    try:
+        info = json.loads(meta.read_text())
+        fps = float(info.get("fps", DEFAULT_FPS))
+        if not math.isfinite(fps) or fps <= 0:
+            raise ValueError(f"fps must be positive, not {fps!r}")
+        return Intrinsics.from_dict(info["intrinsics"]), fps
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+        raise DataFormatError(f"{meta}: cannot read its intrinsics and fps ({e})") from None
+
+
 def _check_frame_labels(frame_labels, frames: int, num_classes: int) -> np.ndarray:
     """``frame_labels`` as int64, or ValueError saying what is wrong."""
     a = np.asarray(frame_labels)

@@ -43,6 +43,12 @@ log = logging.getLogger("kerasdance.data")
 CACHE_VERSION = 4
 
 
+def window_span(cfg: DataConfig, fps: float) -> int:
+    """Frames that the live tracker's window spans at ``fps``: ``T`` frames at the training rate
+    (``DEFAULT_FPS``), i.e. ``T / DEFAULT_FPS`` seconds (at least 2 frames)."""
+    return max(2, int(round(cfg.frames / DEFAULT_FPS * fps)))
+
+
 @dataclasses.dataclass
 class Prepared:
     """Preprocessed sequences, ragged along time (``offsets`` index into the frame arrays).
@@ -96,9 +102,8 @@ class Prepared:
         return slice(int(self.offsets[i] + self.anchors[i]), int(self.offsets[i + 1]))
 
     def live_span(self, i: int, cfg: DataConfig) -> int:
-        """Frames of sequence ``i`` that the live tracker's window spans: ``T`` frames at the training rate
-        (``DEFAULT_FPS``), i.e. ``T / DEFAULT_FPS`` seconds at the sequence's own frame rate."""
-        return max(2, int(round(cfg.frames / DEFAULT_FPS * float(self.fps[i]))))
+        """Frames of sequence ``i`` that the live tracker's window spans (``window_span`` at its frame rate)."""
+        return window_span(cfg, float(self.fps[i]))
 
     def camera(self, i: int) -> Intrinsics:
         """Sequence ``i``'s camera (its ``intrinsics`` row)."""
@@ -240,7 +245,7 @@ def prepare(dataset, refs, cfg: DataConfig, cache_dir: str | Path | None = None,
         if per_frame is None:
             pieces = [(ref.name, ref.label, 0, 0, n)]
         else:
-            context = max(2, int(round(cfg.frames / DEFAULT_FPS * float(seq.fps)))) - 1
+            context = window_span(cfg, float(seq.fps)) - 1
             pieces = [(f"{ref.name}@{m}", lab, a, m, e) for a, m, e, lab in move_pieces(per_frame, context)]
             if not pieces:
                 log.warning("skipping %s: no frame carries a move label", ref.name)
